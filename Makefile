@@ -1,0 +1,43 @@
+# The README's two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test demo bench lint diagram sandbox clean
+
+run: $(STAMP)
+	$(BIN)/pos-terminal run --config config/terminal.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/pos-terminal demo --config config/terminal.yaml
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+diagram: $(STAMP)
+	$(BIN)/pos-terminal diagram
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "python3-venv is missing: installing it with apt-get"; \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); \
+	  else \
+	    echo "python3 cannot create a virtual environment: install python3-venv (sudo apt-get install python3-venv)"; exit 1; \
+	  fi; }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q -e '.[hid]' 2>/dev/null || \
+	  echo "note: evdev could not be built (it needs gcc and the Linux and Python headers: apt-get install gcc python3-dev); HID keypad and scanner drivers are off, mock input still works"
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) var
