@@ -1,0 +1,24 @@
+"""Mock code scanner: delivers whatever a test, the demo or the mock customer presents."""
+
+from __future__ import annotations
+
+from pos_terminal.devices import Post
+from pos_terminal.machine import CodeScanned
+
+
+class MockScanner:
+    def __init__(self) -> None:
+        self._post: Post | None = None
+        self.scanned: list[str] = []
+
+    async def open(self, post: Post) -> None:
+        self._post = post
+
+    async def close(self) -> None:
+        self._post = None
+
+    def scan(self, code: str) -> None:
+        if self._post is None:
+            raise RuntimeError("the mock scanner is not open")
+        self.scanned.append(code)
+        self._post(CodeScanned(code))

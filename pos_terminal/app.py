@@ -1,0 +1,77 @@
+"""Assembly: one configuration in, a running terminal out (sandbox, client, journal, devices)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.clock import Clock, SystemClock
+from pos_terminal.config import Config
+from pos_terminal.devices import Devices, build_devices
+from pos_terminal.journal import Journal, JournalWorker
+from pos_terminal.payments.wechat import WeChatPayClient, load_merchant_json
+from pos_terminal.payments.wechat_flow import Shop, WeChatPayments
+from pos_terminal.runtime import Runtime
+
+
+@dataclass
+class Terminal:
+    config: Config
+    runtime: Runtime
+    devices: Devices
+    journal: Journal
+    sandbox: WeChatSandbox | None
+
+
+@contextlib.asynccontextmanager
+async def open_terminal(config: Config, *, clock: Clock | None = None) -> AsyncIterator[Terminal]:
+    """Build the terminal and its in-process sandbox (when configured); tear down on exit.
+
+    The runtime is built but not started: run `terminal.runtime.run()` as a task.
+    """
+    clock = clock or SystemClock(config.merchant.timezone)
+    sandbox: WeChatSandbox | None = None
+    wechat = config.wechat
+    if wechat.sandbox.enabled:
+        sandbox = WeChatSandbox(
+            Path(wechat.sandbox.state_dir),
+            clock=clock.timestamp,
+            userpaying_s=wechat.sandbox.userpaying_s,
+        )
+        await asyncio.to_thread(sandbox.start)
+        credentials = load_merchant_json(sandbox.merchant_json)
+        hosts: tuple[str, ...] = (sandbox.base_url,)
+    else:
+        credentials = load_merchant_json(Path(wechat.merchant_file))
+        hosts = wechat.hosts
+    journal = Journal(Path(config.journal.path))
+    worker = JournalWorker(journal)
+    try:
+        await worker(lambda j: j.open())
+        client = WeChatPayClient(
+            credentials,
+            base_urls=hosts,
+            connect_timeout_s=wechat.connect_timeout_s,
+            read_timeout_s=wechat.read_timeout_s,
+            clock=clock.timestamp,
+        )
+        async with client:
+            shop = Shop(
+                store_id=config.merchant.store_id,
+                terminal_id=config.merchant.terminal_id,
+                description=wechat.description,
+                notify_url=wechat.notify_url,
+            )
+            payments = WeChatPayments(client, worker, clock, config.payment, shop)
+            devices = build_devices(config.devices)
+            runtime = Runtime(config, devices, payments, worker, clock)
+            yield Terminal(config, runtime, devices, journal, sandbox)
+    finally:
+        await worker(lambda j: j.close())
+        worker.shutdown()
+        if sandbox is not None:
+            await asyncio.to_thread(sandbox.stop)

@@ -1,0 +1,127 @@
+"""`pos-terminal` command line: run | demo | sandbox | diagram."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from pos_terminal.config import Config, load_config
+from pos_terminal.errors import ConfigError, PosError
+
+log = logging.getLogger("pos_terminal")
+DEFAULT_CONFIG = Path("config/terminal.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pos-terminal", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the terminal")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    run.add_argument(
+        "--headless", action="store_true", help="no console UI, even on a terminal (systemd, benchmarks)"
+    )
+
+    demo = commands.add_parser("demo", help="three scripted sales against the sandbox")
+    demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    demo.add_argument("--work-dir", type=Path, default=Path("var/demo"))
+
+    sandbox = commands.add_parser("sandbox", help="run the WeChat Pay sandbox on loopback")
+    sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    sandbox.add_argument("--state-dir", type=Path, default=Path("var/sandbox"))
+
+    commands.add_parser("diagram", help="print the sale state machine as a Mermaid diagram")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "diagram":
+            from pos_terminal.machine import mermaid
+
+            sys.stdout.write(mermaid())
+            return 0
+        if args.command == "sandbox":
+            from hw_mocks.wechat_sandbox import serve_forever
+
+            _log_to_stderr()
+            return serve_forever(args.port, args.state_dir)
+        config = load_config(args.config)
+        if args.command == "demo":
+            from pos_terminal.demo import run_demo
+
+            _log_to_file(Path(args.work_dir) / "demo.log")
+            return asyncio.run(run_demo(config, args.work_dir))
+        interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.headless
+        return asyncio.run(run_terminal(config, interactive=interactive))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except PosError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+async def run_terminal(config: Config, *, interactive: bool) -> int:
+    """Run until SIGINT/SIGTERM; an in-flight payment is left to recovery at the next start."""
+    from hw_mocks.customer import MockCustomer
+    from hw_mocks.keypad import MockKeypad
+    from hw_mocks.scanner import MockScanner
+    from pos_terminal.app import open_terminal
+    from pos_terminal.console import Console
+
+    if interactive:
+        _log_to_file(Path(config.journal.path).parent / "pos-terminal.log")
+    else:
+        _log_to_stderr()
+    async with open_terminal(config) as terminal:
+        runtime = terminal.runtime
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runtime.stop)
+        runner = asyncio.create_task(runtime.run())
+        ready = asyncio.create_task(_announce_ready(terminal.runtime.ready, interactive))
+        if not interactive:
+            await runner
+            ready.cancel()
+            return 0
+        keypad, scanner = terminal.devices.keypad, terminal.devices.scanner
+        if terminal.sandbox is None or not isinstance(keypad, MockKeypad) or not isinstance(scanner, MockScanner):
+            runtime.stop()
+            await runner
+            raise ConfigError("the console UI needs the sandbox and mock keypad and scanner")
+        customer = MockCustomer(terminal.sandbox.base_url)
+        console = Console(runtime, keypad, scanner, customer)
+        try:
+            with console.attached():
+                await runner
+        finally:
+            ready.cancel()
+            await customer.aclose()
+    return 0
+
+
+async def _announce_ready(ready: asyncio.Event, interactive: bool) -> None:
+    """Headless: print `ready` once the journal is resolved (benchmarks and supervisors read it)."""
+    await ready.wait()
+    if not interactive:
+        print("ready", flush=True)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _log_to_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=path,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

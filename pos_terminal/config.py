@@ -1,0 +1,142 @@
+"""The terminal's configuration: YAML file -> frozen dataclasses, validated once at start-up.
+
+Relative paths in the file are taken relative to the working directory the terminal runs in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from pos_terminal.config_schema import NodeReader, bounds
+from pos_terminal.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MerchantConfig:
+    name: str = field(metadata=bounds(min_len=1))  # printed on receipts; Chinese welcome
+    store_id: str = field(metadata=bounds(min_len=1))
+    terminal_id: str = field(metadata=bounds(min_len=1))
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class InputDeviceConfig:
+    type: Literal["mock"] = "mock"
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    type: Literal["mock"] = "mock"
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    type: Literal["mock"] = "mock"
+    out_dir: str = "var/receipts"
+    columns: int = field(default=32, metadata=bounds(min=24, max=64))
+    dots_per_line: int = field(default=384, metadata=bounds(min=256, max=832))
+    native_qr: bool = False
+    cutter: bool = False
+    encoding: Literal["gb18030", "gbk"] = "gb18030"
+
+
+@dataclass(frozen=True)
+class DevicesConfig:
+    keypad: InputDeviceConfig = InputDeviceConfig()
+    scanner: InputDeviceConfig = InputDeviceConfig()
+    display: DisplayConfig = DisplayConfig()
+    printer: PrinterConfig = PrinterConfig()
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """The local WeChat Pay sandbox, started in-process on a free loopback port."""
+
+    enabled: bool = False
+    state_dir: str = "var/sandbox"
+    userpaying_s: float = field(default=8.0, metadata=bounds(min=0.0, max=600.0))
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    description: str = field(default="POS sale", metadata=bounds(min_len=1))
+    notify_url: str = "https://pos.example.com/wechatpay/notify"
+    # merchant.json as the sandbox writes it; ignored when the sandbox is enabled
+    merchant_file: str = ""
+    hosts: tuple[str, ...] = ("https://api.mch.weixin.qq.com", "https://api2.mch.weixin.qq.com")
+    connect_timeout_s: float = field(default=5.0, metadata=bounds(min=0.1, max=60.0))
+    read_timeout_s: float = field(default=15.0, metadata=bounds(min=0.1, max=120.0))
+    sandbox: SandboxConfig = SandboxConfig()
+
+
+@dataclass(frozen=True)
+class PaymentConfig:
+    code_poll_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=60.0))
+    code_deadline_s: float = field(default=45.0, metadata=bounds(min=1.0, max=600.0))
+    reverse_min_delay_s: float = field(default=15.0, metadata=bounds(min=0.0, max=120.0))
+    qr_poll_interval_s: float = field(default=2.0, metadata=bounds(min=0.05, max=60.0))
+    qr_expiry_s: float = field(default=120.0, metadata=bounds(min=5.0, max=7200.0))
+    retry_backoff_s: float = field(default=2.0, metadata=bounds(min=0.01, max=60.0))
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    awaiting_timeout_s: float = field(default=120.0, metadata=bounds(min=5.0, max=3600.0))
+    result_hold_s: float = field(default=3.0, metadata=bounds(min=0.0, max=60.0))
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    path: str = "var/journal.sqlite"
+
+
+@dataclass(frozen=True)
+class Config:
+    merchant: MerchantConfig
+    devices: DevicesConfig = DevicesConfig()
+    wechat: WeChatConfig = WeChatConfig()
+    payment: PaymentConfig = PaymentConfig()
+    screen: ScreenConfig = ScreenConfig()
+    journal: JournalConfig = JournalConfig()
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a configuration file.
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML, or breaks the schema; the message
+            names the file, the line and the key path.
+    """
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file: {exc.strerror or exc}", file=name) from exc
+    return parse_config(text, name)
+
+
+def parse_config(text: str, name: str = "<config>") -> Config:
+    """Validate configuration text; `name` is used in error messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"not valid YAML: {exc.problem}", file=name, line=line) from exc
+    if node is None:
+        raise ConfigError("the file is empty", file=name)
+    config: Config = NodeReader(name).read(Config, node, "")
+    if not config.wechat.sandbox.enabled:
+        _require_production_wechat(config.wechat, NodeReader(name), node)
+    return config
+
+
+def _require_production_wechat(wechat: WeChatConfig, reader: NodeReader, node: yaml.Node) -> None:
+    if not wechat.merchant_file:
+        raise reader.error(node, "wechat.merchant_file", "required when wechat.sandbox.enabled is false")
+    if not wechat.hosts:
+        raise reader.error(node, "wechat.hosts", "at least one host is required")

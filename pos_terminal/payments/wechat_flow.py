@@ -1,0 +1,327 @@
+"""WeChat Pay terminal policy: journal first, then the request; poll, reverse or close until final.
+
+Reference: wechatpay-v3.md §4.5. Every order ends SUCCESS, CLOSED or REVOKED at WeChat and
+APPROVED, CLOSED, REVERSED or DECLINED in the journal. Results reach the state machine as events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pos_terminal.clock import Clock
+from pos_terminal.config import PaymentConfig
+from pos_terminal.journal import JournalWorker, Method, PaymentRow, RowState
+from pos_terminal.machine import (
+    ApprovedSale,
+    Event,
+    PaymentApproved,
+    PaymentCancelled,
+    PaymentDeclined,
+    PaymentPending,
+    QrReady,
+)
+from pos_terminal.payments.codes import mask_code
+from pos_terminal.payments.wechat import (
+    TradeState,
+    Transaction,
+    WeChatApiError,
+    WeChatPayClient,
+    WeChatPayError,
+)
+
+log = logging.getLogger(__name__)
+
+PAID = frozenset({TradeState.SUCCESS, TradeState.REFUND})
+Post = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Shop:
+    """Who is selling: goes into every order."""
+
+    store_id: str
+    terminal_id: str
+    description: str
+    notify_url: str
+    device_ip: str = "127.0.0.1"
+
+
+class WeChatPayments:
+    """Carries out payment attempts for the runtime and resolves rows left in doubt."""
+
+    def __init__(
+        self,
+        client: WeChatPayClient,
+        journal: JournalWorker,
+        clock: Clock,
+        settings: PaymentConfig,
+        shop: Shop,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.clock = clock
+        self.settings = settings
+        self.shop = shop
+
+    # ------------------------------------------------------------------ identifiers
+
+    def new_out_trade_no(self) -> str:
+        """Terminal id, local time and 6 random digits: unique, 6-32 chars of [0-9A-Za-z_-]."""
+        prefix = re.sub(r"[^0-9A-Za-z_-]", "", self.shop.terminal_id)[:12]
+        return f"{prefix}{self.clock.now():%y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+
+    # ------------------------------------------------------------------ payment code (codepay)
+
+    async def charge_code(
+        self, attempt: int, amount_fen: int, auth_code: str, post: Post, cancel: asyncio.Event
+    ) -> None:
+        row = await self._begin(Method.WECHAT_CODE, amount_fen, mask_code(auth_code))
+        submitted = self.clock.monotonic()
+        state: TradeState | None = None
+        try:
+            tx = await self.client.create_codepay(
+                out_trade_no=row.out_trade_no,
+                amount_fen=amount_fen,
+                description=self.shop.description,
+                auth_code=auth_code,
+                store_id=self.shop.store_id,
+                device_id=self.shop.terminal_id,
+                device_ip=self.shop.device_ip,
+            )
+            state = tx.trade_state
+            if state in PAID:
+                return await self._approve(row, tx, attempt, post)
+        except WeChatApiError as exc:
+            if not exc.outcome_unknown and exc.normalized_code != "ORDERPAID":
+                await self._finish(row, RowState.DECLINED, f"{exc.code}: {exc.message}")
+                return post(PaymentDeclined(attempt, _decline_text(exc)))
+            await self._note(row, f"create: outcome unknown ({exc.code})")
+        except WeChatPayError as exc:
+            await self._note(row, f"create: outcome unknown ({exc})")
+        if state is TradeState.USERPAYING:
+            post(PaymentPending(attempt))
+        deadline = submitted + self.settings.code_deadline_s
+        while not cancel.is_set() and self.clock.monotonic() < deadline:
+            wait = min(self.settings.code_poll_interval_s, deadline - self.clock.monotonic())
+            await _wait(cancel, max(wait, 0.0))
+            tx_or_none = await self._query(row)
+            if tx_or_none is None:
+                continue
+            if tx_or_none.trade_state in PAID:
+                return await self._approve(row, tx_or_none, attempt, post)
+            if tx_or_none.trade_state is TradeState.REVOKED:
+                await self._finish(row, RowState.REVERSED, "revoked at WeChat")
+                return post(PaymentCancelled(attempt))
+            if tx_or_none.trade_state in (TradeState.PAYERROR, TradeState.CLOSED):
+                break
+            if tx_or_none.trade_state is TradeState.USERPAYING and state is not TradeState.USERPAYING:
+                state = TradeState.USERPAYING
+                post(PaymentPending(attempt))
+        final = await self._reverse(row, submitted)
+        if cancel.is_set():
+            post(PaymentCancelled(attempt))
+        else:
+            reason = "支付未完成，已撤销 Not completed, reversed"
+            post(PaymentDeclined(attempt, reason if final is RowState.REVERSED else "支付失败 Failed"))
+
+    async def _reverse(self, row: PaymentRow, submitted_monotonic: float) -> RowState:
+        """Reverse a payment-code order, retrying until WeChat acknowledges it."""
+        too_early = submitted_monotonic + self.settings.reverse_min_delay_s - self.clock.monotonic()
+        if too_early > 0:
+            await self.clock.sleep(too_early)
+        while True:
+            try:
+                await self.client.reverse(out_trade_no=row.out_trade_no)
+                return await self._finish(row, RowState.REVERSED, "reversed")
+            except WeChatApiError as exc:
+                if exc.normalized_code == "ORDERNOTEXIST":
+                    return await self._finish(row, RowState.DECLINED, "order never reached WeChat")
+                await self._note(row, f"reverse failed ({exc.code}); retrying")
+            except WeChatPayError as exc:
+                await self._note(row, f"reverse failed ({exc}); retrying")
+            await self.clock.sleep(self.settings.retry_backoff_s)
+
+    # ------------------------------------------------------------------ merchant QR (Native)
+
+    async def charge_native(self, attempt: int, amount_fen: int, post: Post, cancel: asyncio.Event) -> None:
+        row = await self._begin(Method.WECHAT_NATIVE, amount_fen, None)
+        expire = self.clock.now() + timedelta(seconds=self.settings.qr_expiry_s + 60)
+        code_url = await self._create_native(row, amount_fen, expire, cancel)
+        if isinstance(code_url, WeChatApiError):
+            await self._finish(row, RowState.DECLINED, f"{code_url.code}: {code_url.message}")
+            return post(PaymentDeclined(attempt, _decline_text(code_url)))
+        if code_url is not None:
+            await self._move(row, RowState.QR_SHOWN, "QR shown")
+            post(QrReady(attempt, code_url))
+            while not cancel.is_set():
+                await _wait(cancel, self.settings.qr_poll_interval_s)
+                tx = await self._query(row)
+                if tx is not None and tx.trade_state in PAID:
+                    return await self._approve(row, tx, attempt, post)
+        tx = await self._close_then_query(row)
+        if tx is not None and tx.trade_state in PAID:
+            return await self._approve(row, tx, attempt, post)
+        post(PaymentCancelled(attempt))
+
+    async def _create_native(
+        self, row: PaymentRow, amount_fen: int, expire: datetime, cancel: asyncio.Event
+    ) -> str | WeChatApiError | None:
+        """The code_url; the error when WeChat refused; None when cancelled or unreachable."""
+        for _ in range(3):
+            try:
+                return await self.client.create_native(
+                    out_trade_no=row.out_trade_no,
+                    amount_fen=amount_fen,
+                    description=self.shop.description,
+                    notify_url=self.shop.notify_url,
+                    time_expire=expire,
+                )
+            except WeChatApiError as exc:
+                if not exc.outcome_unknown:
+                    return exc
+                await self._note(row, f"create: outcome unknown ({exc.code})")
+            except WeChatPayError as exc:
+                await self._note(row, f"create: outcome unknown ({exc})")
+            if cancel.is_set():
+                return None
+            await _wait(cancel, self.settings.retry_backoff_s)
+        return None
+
+    async def _close_then_query(self, row: PaymentRow) -> Transaction | None:
+        """Close the order, then query once more: a payment may have landed just before."""
+        while True:
+            try:
+                await self.client.close(out_trade_no=row.out_trade_no)
+                break
+            except WeChatApiError as exc:
+                if exc.normalized_code == "ORDERPAID":
+                    break
+                await self._note(row, f"close failed ({exc.code}); retrying")
+            except WeChatPayError as exc:
+                await self._note(row, f"close failed ({exc}); retrying")
+            await self.clock.sleep(self.settings.retry_backoff_s)
+        for _ in range(3):
+            tx = await self._query(row)
+            if tx is not None:
+                if tx.trade_state in PAID:
+                    return tx
+                break
+            await self.clock.sleep(self.settings.retry_backoff_s)
+        await self._finish(row, RowState.CLOSED, "closed unpaid")
+        return None
+
+    # ------------------------------------------------------------------ recovery
+
+    async def resolve(self, row: PaymentRow) -> RowState:
+        """Bring a row left in doubt (crash, power loss) to a final state.
+
+        Raises:
+            WeChatPayError: WeChat could not be asked; the caller retries later.
+        """
+        try:
+            tx: Transaction | None = await self.client.query(out_trade_no=row.out_trade_no)
+        except WeChatApiError as exc:
+            if exc.normalized_code != "ORDERNOTEXIST":
+                raise
+            tx = None
+        if tx is not None and tx.trade_state in PAID:
+            await self._finish(row, RowState.APPROVED, "paid (found at recovery)", tx.transaction_id)
+            return RowState.APPROVED
+        if row.method is Method.WECHAT_NATIVE:
+            if tx is not None and tx.trade_state is TradeState.CLOSED:
+                return await self._finish(row, RowState.CLOSED, "closed (found at recovery)")
+            paid = await self._close_then_query(row)
+            if paid is None:
+                return RowState.CLOSED
+            await self._finish(row, RowState.APPROVED, "paid (found at recovery)", paid.transaction_id)
+            return RowState.APPROVED
+        if tx is not None and tx.trade_state is TradeState.REVOKED:
+            return await self._finish(row, RowState.REVERSED, "revoked (found at recovery)")
+        created = datetime.fromisoformat(row.created_at)
+        age = (self.clock.now() - created).total_seconds()
+        return await self._reverse(row, self.clock.monotonic() - max(age, 0.0))
+
+    # ------------------------------------------------------------------ journal steps
+
+    async def _begin(self, method: Method, amount_fen: int, masked: str | None) -> PaymentRow:
+        out_trade_no = self.new_out_trade_no()
+        now = self.clock.now()
+        row = await self.journal(
+            lambda j: j.begin_sale(
+                method=method,
+                amount_fen=amount_fen,
+                out_trade_no=out_trade_no,
+                masked_code=masked,
+                store_id=self.shop.store_id,
+                terminal_id=self.shop.terminal_id,
+                now=now,
+            )
+        )
+        log.info("payment %s: %s %d fen, journaled PENDING", out_trade_no, method, amount_fen)
+        return row
+
+    async def _query(self, row: PaymentRow) -> Transaction | None:
+        try:
+            return await self.client.query(out_trade_no=row.out_trade_no)
+        except WeChatPayError as exc:
+            log.info("payment %s: query failed: %s", row.out_trade_no, exc)
+            return None
+
+    async def _approve(self, row: PaymentRow, tx: Transaction, attempt: int, post: Post) -> None:
+        await self._finish(row, RowState.APPROVED, "paid", tx.transaction_id)
+        sale = ApprovedSale(
+            out_trade_no=row.out_trade_no,
+            transaction_id=tx.transaction_id or "",
+            method=row.method,
+            amount_fen=row.amount_fen,
+            masked_code=row.masked_code,
+        )
+        post(PaymentApproved(attempt, sale))
+
+    async def _move(self, row: PaymentRow, to: RowState, note: str) -> None:
+        now = self.clock.now()
+        await self.journal(lambda j: j.transition(row.id, to, now=now, note=note))
+
+    async def _finish(
+        self, row: PaymentRow, to: RowState, note: str, transaction_id: str | None = None
+    ) -> RowState:
+        now = self.clock.now()
+        await self.journal(
+            lambda j: j.transition(row.id, to, now=now, note=note, transaction_id=transaction_id)
+        )
+        log.info("payment %s: %s (%s)", row.out_trade_no, to, note)
+        return to
+
+    async def _note(self, row: PaymentRow, note: str) -> None:
+        now = self.clock.now()
+        await self.journal(lambda j: j.note(row.id, note, now=now))
+        log.info("payment %s: %s", row.out_trade_no, note)
+
+
+async def _wait(cancel: asyncio.Event, seconds: float) -> None:
+    """Sleep, waking early when the cashier cancels."""
+    try:
+        await asyncio.wait_for(cancel.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+_DECLINE_TEXT = {
+    "NOTENOUGH": "余额不足 Insufficient balance",
+    "ORDERCLOSED": "订单已关闭 Order closed",
+    "RULELIMIT": "交易受限 Limited by risk control",
+    "TRADEERROR": "交易错误 Payment refused",
+    "ACCOUNTERROR": "账户异常 Account problem",
+    "NOAUTH": "商户未开通 Merchant not enabled",
+    "SIGNERROR": "签名错误 Signature error: check keys and clock",
+}
+
+
+def _decline_text(exc: WeChatApiError) -> str:
+    return _DECLINE_TEXT.get(exc.normalized_code, f"{exc.message or exc.code}")

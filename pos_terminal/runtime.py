@@ -1,0 +1,258 @@
+"""The asyncio runtime: device events in, machine steps, effects out to display, printer, payments.
+
+One loop owns all state. Devices and worker threads reach it only through `post`, which is safe
+to call from any thread. Nothing here blocks the loop: journal writes run on the journal thread,
+receipt rendering on a worker thread, payments and printing as tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pos_terminal import machine as m
+from pos_terminal.clock import Clock
+from pos_terminal.config import Config
+from pos_terminal.devices import Devices
+from pos_terminal.errors import PosError
+from pos_terminal.journal import JournalWorker
+from pos_terminal.payments.wechat_flow import WeChatPayments
+from pos_terminal.receipt import PrinterProfile, SaleReceipt, layout_sale, render_escpos
+from pos_terminal.recovery import recover
+
+log = logging.getLogger(__name__)
+
+METHOD_LABELS = {
+    "wechat_code": "微信支付 WeChat Pay 付款码",
+    "wechat_native": "微信支付 WeChat Pay 扫码",
+}
+
+
+@dataclass(frozen=True)
+class View:
+    """What an observer (the laptop console, a test) sees after each step."""
+
+    state: m.State
+    screen: m.Screen
+    receipt_lines: tuple[str, ...]
+
+
+@dataclass
+class _Attempt:
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        devices: Devices,
+        payments: WeChatPayments,
+        journal: JournalWorker,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.devices = devices
+        self.payments = payments
+        self.journal = journal
+        self.clock = clock
+        self.state = m.initial_state()
+        self.screen = m.Screen("正在启动 Starting")
+        self.receipt_lines: tuple[str, ...] = ()
+        self.observers: list[Callable[[View], None]] = []
+        self.ready = asyncio.Event()
+        self._events: asyncio.Queue[m.Event] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._attempts: dict[int, _Attempt] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._profile = PrinterProfile(
+            columns=config.devices.printer.columns,
+            dots_per_line=config.devices.printer.dots_per_line,
+            native_qr=config.devices.printer.native_qr,
+            cutter=config.devices.printer.cutter,
+            encoding=config.devices.printer.encoding,
+        )
+
+    # ------------------------------------------------------------------ public
+
+    def post(self, event: m.Event) -> None:
+        """Queue an event for the machine. Safe from any thread."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the runtime is not running")
+        loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    def stop(self) -> None:
+        """Ask the loop to finish; an in-flight payment stays in the journal for recovery."""
+        self._stop.set()
+
+    async def wait_until(self, predicate: Callable[[m.State], bool], timeout: float) -> m.State:
+        """Wait until the machine reaches a state satisfying `predicate` (tests, demo)."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self.state)), timeout)
+            return self.state
+
+    async def run(self) -> None:
+        """Open devices, resolve the journal, then run the sale loop until `stop()`."""
+        self._loop = asyncio.get_running_loop()
+        d = self.devices
+        await d.display.open()
+        await d.printer.open()
+        await d.keypad.open(self.post)
+        await d.scanner.open(self.post)
+        self._apply(m.Show(self.screen))
+        try:
+            self._spawn(self._recover())
+            stopper = asyncio.create_task(self._stop.wait())
+            while not self._stop.is_set():
+                getter = asyncio.create_task(self._events.get())
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                await self._step(getter.result())
+            stopper.cancel()
+        finally:
+            await self._shutdown()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _step(self, event: m.Event) -> None:
+        before = self.state.phase
+        self.state, effects = m.step(self.state, event)
+        if self.state.phase is not before:
+            log.info("%s -> %s on %s", before, self.state.phase, m.trigger_of(event))
+        for effect in effects:
+            self._apply(effect)
+        async with self._changed:
+            self._changed.notify_all()
+        view = View(self.state, self.screen, self.receipt_lines)
+        for observer in self.observers:
+            observer(view)
+
+    def _apply(self, effect: m.Effect) -> None:
+        match effect:
+            case m.Show(screen):
+                self.screen = screen
+                self.devices.display.show(screen)
+            case m.StartTimer(name, seconds_key):
+                self._start_timer(name, self._duration(seconds_key))
+            case m.CancelTimer(name):
+                handle = self._timers.pop(name, None)
+                if handle is not None:
+                    handle.cancel()
+            case m.StartCodePayment(attempt, amount, code):
+                self._start_attempt(
+                    attempt,
+                    lambda a: self.payments.charge_code(attempt, amount, code, self.post, a.cancel),
+                )
+            case m.StartNativePayment(attempt, amount):
+                self._start_attempt(
+                    attempt, lambda a: self.payments.charge_native(attempt, amount, self.post, a.cancel)
+                )
+            case m.CancelPayment(attempt):
+                current = self._attempts.get(attempt)
+                if current is not None:
+                    current.cancel.set()
+            case m.PrintReceipt(sale):
+                self._spawn(self._print(sale))
+
+    def _duration(self, key: str) -> float:
+        return {
+            m.TIMER_AWAITING: self.config.screen.awaiting_timeout_s,
+            m.TIMER_QR: self.config.payment.qr_expiry_s,
+            m.TIMER_RESULT: self.config.screen.result_hold_s,
+        }[key]
+
+    def _start_timer(self, name: str, seconds: float) -> None:
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            if self._timers.get(name) is handle:
+                del self._timers[name]
+                self._events.put_nowait(m.TimerExpired(name))
+
+        handle = loop.call_later(seconds, fire)
+        self._timers[name] = handle
+
+    # ------------------------------------------------------------------ effects as tasks
+
+    def _start_attempt(self, attempt: int, run: Callable[[_Attempt], object]) -> None:
+        entry = _Attempt()
+        self._attempts = {attempt: entry}  # only the current attempt can be cancelled
+
+        async def guarded() -> None:
+            try:
+                await run(entry)  # type: ignore[misc]
+            except (PosError, OSError) as exc:
+                log.exception("payment attempt %d failed", attempt)
+                self.post(m.PaymentDeclined(attempt, f"系统错误 System error: {exc}; will be resolved"))
+                self._spawn(self._recover(announce=False))
+
+        entry.task = self._spawn(guarded())
+
+    async def _print(self, sale: m.ApprovedSale) -> None:
+        merchant = self.config.merchant
+        receipt = SaleReceipt(
+            merchant_name=merchant.name,
+            store_id=merchant.store_id,
+            terminal_id=merchant.terminal_id,
+            time=self.clock.now(),
+            method_label=METHOD_LABELS.get(sale.method, sale.method),
+            amount_fen=sale.amount_fen,
+            out_trade_no=sale.out_trade_no,
+            transaction_id=sale.transaction_id,
+            masked_code=sale.masked_code,
+        )
+        try:
+            data = await asyncio.to_thread(render_escpos, receipt, self._profile)
+            self.receipt_lines = tuple(layout_sale(receipt, self._profile))
+            await self.devices.printer.print_job(sale.out_trade_no, data)
+            await self.journal(lambda j: j.mark_printed(sale.out_trade_no))
+        except (PosError, OSError) as exc:
+            log.warning("receipt for %s not printed: %s", sale.out_trade_no, exc)
+            self.post(m.PrintDone(False, str(exc)))
+            return
+        self.post(m.PrintDone(True))
+
+    async def _recover(self, *, announce: bool = True) -> None:
+        if announce:
+            self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))
+        resolved = await recover(
+            self.journal, self.payments, self.clock, self.config.payment.retry_backoff_s
+        )
+        if announce:
+            self.post(m.RecoveryDone(resolved))
+            self.ready.set()
+            log.info("ready (%d payment(s) resolved at start)", resolved)
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _shutdown(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        d = self.devices
+        for closer in (d.scanner.close, d.keypad.close, d.printer.close, d.display.close):
+            try:
+                await closer()
+            except (PosError, OSError):
+                log.exception("closing a device failed")
+        self._loop = None
+

@@ -1,0 +1,111 @@
+"""Configuration: the shipped files load; every mistake names the file, the line and the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pos_terminal.config import load_config, parse_config
+from pos_terminal.errors import ConfigError
+
+ROOT = Path(__file__).parents[1]
+
+MINIMAL = """\
+merchant:
+  name: 测试商户
+  store_id: S1
+  terminal_id: T1
+wechat:
+  sandbox:
+    enabled: true
+"""
+
+
+def error_of(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "t.yaml")
+    return caught.value
+
+
+def test_the_laptop_default_loads() -> None:
+    config = load_config(ROOT / "config" / "terminal.yaml")
+    assert config.wechat.sandbox.enabled
+    assert config.devices.printer.columns == 32
+    assert config.merchant.name.startswith("好邻居")
+
+
+def test_defaults_fill_what_is_left_out() -> None:
+    config = parse_config(MINIMAL)
+    assert config.payment.code_deadline_s == 45.0
+    assert config.payment.reverse_min_delay_s == 15.0
+
+
+def test_an_unknown_key_is_named_with_its_line_and_a_suggestion() -> None:
+    text = MINIMAL + "devices:\n  printer:\n    colums: 32\n"
+    err = error_of(text)
+    assert err.line == 10
+    assert err.key == "devices.printer.colums"
+    assert "did you mean 'columns'" in str(err)
+    assert str(err).startswith("t.yaml:10: devices.printer.colums: unknown key")
+
+
+def test_a_wrong_type_is_named() -> None:
+    err = error_of(MINIMAL.replace("enabled: true", "enabled: maybe"))
+    assert (err.line, err.key) == (7, "wechat.sandbox.enabled")
+    assert "true or false" in str(err)
+
+
+def test_a_number_out_of_range_is_named_with_the_range() -> None:
+    err = error_of(MINIMAL + "payment:\n  code_deadline_s: 0.5\n")
+    assert (err.line, err.key) == (9, "payment.code_deadline_s")
+    assert "between 1.0 and 600.0" in str(err)
+
+
+def test_a_missing_required_key_is_named() -> None:
+    err = error_of(MINIMAL.replace("  store_id: S1\n", ""))
+    assert err.key == "merchant.store_id"
+    assert "required key missing" in str(err)
+
+
+def test_a_choice_outside_the_list_is_named() -> None:
+    err = error_of(MINIMAL + "devices:\n  printer:\n    encoding: big5\n")
+    assert err.key == "devices.printer.encoding" and "'gb18030'" in str(err)
+
+
+def test_production_mode_needs_merchant_credentials() -> None:
+    err = error_of(MINIMAL.replace("enabled: true", "enabled: false"))
+    assert err.key == "wechat.merchant_file"
+
+
+def test_broken_yaml_gives_the_line() -> None:
+    err = error_of("merchant:\n  name: [unclosed\n")
+    assert err.line is not None and "not valid YAML" in str(err)
+
+
+def test_a_duplicate_key_is_refused() -> None:
+    err = error_of(MINIMAL + "journal:\n  path: a\n  path: b\n")
+    assert err.key == "journal.path" and "twice" in str(err)
+
+
+def test_numbers_stay_text_where_text_is_expected() -> None:
+    config = parse_config(MINIMAL.replace("store_id: S1", "store_id: 0012"))
+    assert config.merchant.store_id == "0012"
+
+
+def test_the_command_line_reports_a_config_error_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MINIMAL + "jornal:\n  path: x\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_terminal.cli", "run", "--headless", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"config error: {bad}:8: jornal: unknown key (did you mean 'journal'?); valid keys: "
+        "devices, journal, merchant, payment, screen, wechat"
+    ]

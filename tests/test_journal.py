@@ -1,0 +1,113 @@
+"""The journal: write-ahead rows, guarded transitions, append-only events, durability settings."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pos_terminal.journal import ALLOWED, FINAL_STATES, Journal, JournalError, Method, RowState
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "j.sqlite")
+    j.open()
+    yield j
+    j.close()
+
+
+def begin(journal: Journal, no: str = "T1000001", method: Method = Method.WECHAT_CODE) -> int:
+    row = journal.begin_sale(
+        method=method,
+        amount_fen=1234,
+        out_trade_no=no,
+        masked_code="1345**********6789",
+        store_id="S1",
+        terminal_id="T1",
+        now=NOW,
+    )
+    return row.id
+
+
+def test_a_new_row_is_pending_and_dated(journal: Journal) -> None:
+    row = journal.get(begin(journal))
+    assert row.state is RowState.PENDING
+    assert row.business_date == "2026-11-26"
+    assert row.created_at.startswith("2026-11-26T09:30:00.000+08:00")
+    assert journal.unresolved() == [row]
+
+
+def test_durability_settings(journal: Journal) -> None:
+    assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_out_trade_no_is_unique(journal: Journal) -> None:
+    begin(journal)
+    with pytest.raises(JournalError, match="T1000001"):
+        begin(journal)
+
+
+@pytest.mark.parametrize("start", [RowState.PENDING, RowState.QR_SHOWN])
+@pytest.mark.parametrize("to", list(RowState))
+def test_transitions_follow_the_rules(journal: Journal, start: RowState, to: RowState) -> None:
+    row_id = begin(journal)
+    if start is RowState.QR_SHOWN:
+        journal.transition(row_id, RowState.QR_SHOWN, now=NOW)
+    if to is start or to in ALLOWED[start]:
+        assert journal.transition(row_id, to, now=NOW).state is to
+    else:
+        with pytest.raises(JournalError, match="not allowed"):
+            journal.transition(row_id, to, now=NOW)
+        assert journal.get(row_id).state is start
+
+
+@pytest.mark.parametrize("final", sorted(FINAL_STATES))
+def test_final_states_never_move(journal: Journal, final: RowState) -> None:
+    row_id = begin(journal)
+    journal.transition(row_id, final, now=NOW)
+    for other in RowState:
+        if other is not final:
+            with pytest.raises(JournalError):
+                journal.transition(row_id, other, now=NOW)
+    assert journal.unresolved() == []
+
+
+def test_every_change_is_logged_in_order(journal: Journal) -> None:
+    row_id = begin(journal, method=Method.WECHAT_NATIVE)
+    journal.transition(row_id, RowState.QR_SHOWN, now=NOW, note="QR shown")
+    journal.note(row_id, "query: NOTPAY", now=NOW)
+    journal.transition(row_id, RowState.APPROVED, now=NOW, note="paid", transaction_id="42" * 14)
+    assert [e[1] for e in journal.events(row_id)] == ["PENDING", "QR_SHOWN", "QR_SHOWN", "APPROVED"]
+    assert journal.get(row_id).transaction_id == "42" * 14
+
+
+def test_the_event_log_is_append_only(journal: Journal) -> None:
+    begin(journal)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        journal.db.execute("UPDATE payment_events SET note = 'x'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        journal.db.execute("DELETE FROM payment_events")
+
+
+def test_rows_survive_reopening(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "j.sqlite")
+    first.open()
+    row_id = begin(first)
+    first.close()
+    second = Journal(tmp_path / "j.sqlite")
+    second.open()
+    assert second.get(row_id).out_trade_no == "T1000001"
+    assert second.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    second.close()
+
+
+def test_no_full_payment_code_is_stored(journal: Journal) -> None:
+    begin(journal)
+    dump = "\n".join(journal.db.iterdump())
+    assert "134567890123456789" not in dump

@@ -1,0 +1,221 @@
+"""The pure sale state machine: every declared transition, and everything else ignored."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pos_terminal import machine as m
+from pos_terminal.machine import Key, Phase
+
+WECHAT_CODE = "134567890123456789"
+SALE = m.ApprovedSale("T0001X", "4200000000000000000000000001", "wechat_code", 1234, "1345**6789")
+
+
+def at(phase: Phase, **kw: object) -> m.State:
+    base = m.State(phase=phase, amount_fen=1234, attempt=3)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def key(k: str) -> m.KeyPressed:
+    return m.KeyPressed(k)
+
+
+# One example event per trigger, built for a state at attempt 3.
+EXAMPLES: dict[str, m.Event] = {
+    "digit": key("7"),
+    "enter": key(Key.ENTER),
+    "backspace": key(Key.BACKSPACE),
+    "clear": key(Key.CLEAR),
+    "cancel": key(Key.CANCEL),
+    "qr": key(Key.QR),
+    "CodeScanned": m.CodeScanned(WECHAT_CODE),
+    "RecoveryDone": m.RecoveryDone(0),
+    "QrReady": m.QrReady(3, "weixin://wxpay/bizpayurl?pr=abc"),
+    "PaymentPending": m.PaymentPending(3),
+    "PaymentApproved": m.PaymentApproved(3, SALE),
+    "PaymentDeclined": m.PaymentDeclined(3, "余额不足 Insufficient balance"),
+    "PaymentCancelled": m.PaymentCancelled(3),
+    "PrintDone": m.PrintDone(True),
+    f"TimerExpired:{m.TIMER_AWAITING}": m.TimerExpired(m.TIMER_AWAITING),
+    f"TimerExpired:{m.TIMER_QR}": m.TimerExpired(m.TIMER_QR),
+    f"TimerExpired:{m.TIMER_RESULT}": m.TimerExpired(m.TIMER_RESULT),
+}
+
+
+@pytest.mark.parametrize("rule", m.RULES, ids=lambda r: f"{r.source}-{r.trigger}")
+def test_every_rule_lands_in_a_declared_target(rule: m.Rule) -> None:
+    state = at(rule.source)
+    new, effects = m.step(state, EXAMPLES[rule.trigger])
+    assert new.phase in rule.targets
+    assert all(isinstance(e, m.Effect) for e in effects)  # type: ignore[arg-type]
+
+
+_DECLARED = {(r.source, r.trigger) for r in m.RULES}
+_UNDECLARED = [(p, t) for p in Phase for t in EXAMPLES if (p, t) not in _DECLARED]
+
+
+@pytest.mark.parametrize(("phase", "trigger"), _UNDECLARED)
+def test_events_without_a_rule_are_ignored(phase: Phase, trigger: str) -> None:
+    state = at(phase)
+    assert m.step(state, EXAMPLES[trigger]) == (state, [])
+
+
+def test_every_phase_is_reachable_and_has_a_way_out() -> None:
+    sources = {r.source for r in m.RULES}
+    targets = {t for r in m.RULES for t in r.targets} | {Phase.RECOVERING}
+    assert sources == set(Phase)
+    assert targets == set(Phase)
+
+
+def test_digits_shift_in_fen_wise_and_show_the_amount() -> None:
+    state = at(Phase.IDLE, amount_fen=0)
+    for digit in "1234":
+        state, effects = m.step(state, key(digit))
+    assert state.phase is Phase.ENTERING_AMOUNT
+    assert state.amount_fen == 1234
+    assert effects == [m.Show(m.amount_screen(1234))]
+
+
+def test_backspace_and_clear_edit_the_amount() -> None:
+    state = at(Phase.ENTERING_AMOUNT, amount_fen=1234)
+    state, _ = m.step(state, key(Key.BACKSPACE))
+    assert state.amount_fen == 123
+    state, _ = m.step(state, key(Key.CLEAR))
+    assert state.amount_fen == 0
+
+
+def test_a_tenth_digit_is_refused() -> None:
+    state = at(Phase.ENTERING_AMOUNT, amount_fen=123456789)
+    state, _ = m.step(state, key("9"))
+    assert state.amount_fen == 123456789
+
+
+def test_enter_with_zero_amount_does_nothing() -> None:
+    state = at(Phase.ENTERING_AMOUNT, amount_fen=0)
+    assert m.step(state, key(Key.ENTER)) == (state, [])
+
+
+def test_confirm_starts_the_awaiting_timer() -> None:
+    new, effects = m.step(at(Phase.CONFIRMING), key(Key.ENTER))
+    assert new.phase is Phase.AWAITING_PAYMENT
+    assert m.StartTimer(m.TIMER_AWAITING, m.TIMER_AWAITING) in effects
+
+
+def test_a_wechat_code_starts_a_new_attempt() -> None:
+    new, effects = m.step(at(Phase.AWAITING_PAYMENT), m.CodeScanned(f" {WECHAT_CODE}\n"))
+    assert new.phase is Phase.CHARGING_CODE
+    assert new.attempt == 4
+    assert m.StartCodePayment(4, 1234, WECHAT_CODE) in effects
+    assert m.CancelTimer(m.TIMER_AWAITING) in effects
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("hello", "Not a payment code"),
+        ("281234567890123456", "Alipay is not enabled"),
+        ("6212345678901234567", "UnionPay QR is not enabled"),
+        ("194567890123456789", "Not a payment code"),
+    ],
+)
+def test_other_scans_are_refused_with_a_reason(code: str, reason: str) -> None:
+    new, effects = m.step(at(Phase.AWAITING_PAYMENT), m.CodeScanned(code))
+    assert new.phase is Phase.AWAITING_PAYMENT
+    assert reason in new.notice
+    assert not any(isinstance(e, m.StartCodePayment) for e in effects)
+
+
+def test_qr_key_creates_a_native_order_and_arms_expiry() -> None:
+    new, effects = m.step(at(Phase.AWAITING_PAYMENT), key(Key.QR))
+    assert new.phase is Phase.SHOWING_QR
+    assert m.StartNativePayment(4, 1234) in effects
+    assert m.StartTimer(m.TIMER_QR, m.TIMER_QR) in effects
+
+
+def test_qr_ready_puts_the_code_on_screen() -> None:
+    new, effects = m.step(at(Phase.SHOWING_QR, attempt=3), m.QrReady(3, "weixin://x"))
+    assert new.code_url == "weixin://x"
+    assert isinstance(effects[0], m.Show) and effects[0].screen.qr == "weixin://x"
+
+
+@pytest.mark.parametrize("phase", [Phase.CHARGING_CODE, Phase.SHOWING_QR, Phase.CANCELLING])
+def test_results_of_an_older_attempt_are_ignored(phase: Phase) -> None:
+    state = at(phase, attempt=3)
+    for stale in (
+        m.PaymentApproved(2, SALE),
+        m.PaymentDeclined(2, "x"),
+        m.PaymentCancelled(2),
+        m.QrReady(2, "weixin://old"),
+        m.PaymentPending(2),
+    ):
+        assert m.step(state, stale) == (state, [])
+
+
+@pytest.mark.parametrize("phase", [Phase.CHARGING_CODE, Phase.SHOWING_QR])
+def test_cancel_while_waiting_asks_to_cancel_the_payment(phase: Phase) -> None:
+    new, effects = m.step(at(phase), key(Key.CANCEL))
+    assert new.phase is Phase.CANCELLING
+    assert m.CancelPayment(3) in effects
+
+
+def test_qr_expiry_cancels_like_the_cashier() -> None:
+    new, effects = m.step(at(Phase.SHOWING_QR), m.TimerExpired(m.TIMER_QR))
+    assert new.phase is Phase.CANCELLING
+    assert m.CancelPayment(3) in effects
+
+
+def test_a_payment_landing_while_cancelling_is_an_approved_sale() -> None:
+    new, effects = m.step(at(Phase.CANCELLING), m.PaymentApproved(3, SALE))
+    assert new.phase is Phase.PRINTING
+    assert m.PrintReceipt(SALE) in effects
+
+
+def test_approved_prints_then_holds_then_idles() -> None:
+    state, effects = m.step(at(Phase.CHARGING_CODE), m.PaymentApproved(3, SALE))
+    assert state.last_sale == SALE and m.PrintReceipt(SALE) in effects
+    state, effects = m.step(state, m.PrintDone(True))
+    assert state.phase is Phase.APPROVED
+    assert m.StartTimer(m.TIMER_RESULT, m.TIMER_RESULT) in effects
+    state, _ = m.step(state, m.TimerExpired(m.TIMER_RESULT))
+    assert state.phase is Phase.IDLE and state.amount_fen == 0
+
+
+def test_a_print_failure_still_ends_approved_with_a_notice() -> None:
+    state, _ = m.step(at(Phase.PRINTING, last_sale=SALE), m.PrintDone(False, "paper out"))
+    assert state.phase is Phase.APPROVED
+    assert state.notice == "paper out"
+
+
+def test_a_digit_after_a_result_starts_the_next_sale() -> None:
+    state, effects = m.step(at(Phase.APPROVED), key("5"))
+    assert state.phase is Phase.ENTERING_AMOUNT and state.amount_fen == 5
+    assert m.CancelTimer(m.TIMER_RESULT) in effects
+
+
+def test_the_diagram_names_every_rule() -> None:
+    diagram = m.mermaid()
+    assert diagram.startswith("stateDiagram-v2")
+    for rule in m.RULES:
+        for target in rule.targets:
+            assert f"{rule.source} --> {target} : {rule.trigger.replace(':', ' ')}" in diagram
+
+
+def test_the_readme_diagram_is_current() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"```mermaid\n{m.mermaid()}```" in readme, "README diagram is stale: run `pos-terminal diagram`"
+
+
+def test_the_machine_imports_no_io() -> None:
+    source = Path(m.__file__).read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0] if node.level == 0 else node.module)
+    forbidden = {"asyncio", "sqlite3", "socket", "time", "random", "secrets", "httpx", "drivers", "hw_mocks"}
+    assert not imported & forbidden
