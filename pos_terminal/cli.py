@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from pos_terminal import systemd
 from pos_terminal.config import Config, load_config
 from pos_terminal.errors import ConfigError, PosError
 
@@ -104,10 +105,12 @@ async def run_terminal(config: Config, *, interactive: bool) -> int:
 
 
 async def _announce_ready(ready: asyncio.Event, interactive: bool) -> None:
-    """Headless: print `ready` once the journal is resolved (benchmarks and supervisors read it)."""
+    """Once the journal is resolved: tell systemd, and in headless mode print `ready`."""
     await ready.wait()
     if not interactive:
         print("ready", flush=True)
+    systemd.notify("READY=1")
+    await systemd.watchdog()
 
 
 def _log_to_stderr() -> None:

@@ -200,7 +200,7 @@ class WeChatPayments:
                 await self.client.close(out_trade_no=row.out_trade_no)
                 break
             except WeChatApiError as exc:
-                if exc.normalized_code == "ORDERPAID":
+                if exc.normalized_code in ("ORDERPAID", "ORDERNOTEXIST"):
                     break
                 await self._note(row, f"close failed ({exc.code}); retrying")
             except WeChatPayError as exc:

@@ -1,0 +1,43 @@
+"""The laptop console: key mapping, the drawn frame, and a QR a phone can read off the screen."""
+
+from __future__ import annotations
+
+import numpy as np
+import zxingcpp
+
+from pos_terminal.console import _split_keys, compose, qr_lines, screen_lines
+from pos_terminal.machine import Phase, Screen, State
+from pos_terminal.runtime import View
+
+
+def test_escape_sequences_stay_whole_and_lone_escape_is_cancel() -> None:
+    assert _split_keys("12\x1b[3~\x1b\r") == ["1", "2", "\x1b[3~", "\x1b", "\r"]
+    assert _split_keys("\x1b[A") == ["\x1b[A"]
+
+
+def test_the_qr_drawn_in_text_decodes_to_the_code_url() -> None:
+    url = "weixin://wxpay/bizpayurl?pr=p4lpSuKzz"
+    rows = qr_lines(url)
+    # turn the half blocks back into pixels: 4x4 per module so the decoder sees a clean image
+    top = {"█": (1, 1), "▀": (1, 0), "▄": (0, 1), " ": (0, 0)}
+    pixels = []
+    for row in rows:
+        upper = [top[c][0] for c in row]
+        lower = [top[c][1] for c in row]
+        pixels += [upper, lower]
+    image = (np.kron(np.array(pixels, dtype=np.uint8), np.ones((4, 4), dtype=np.uint8)) * 255)
+    [found] = zxingcpp.read_barcodes(image)
+    assert found.text == url
+
+
+def test_the_frame_shows_state_display_receipt_and_help() -> None:
+    screen = Screen("请付款 Please pay", 1234, ("请出示付款码",))
+    frame = compose(View(State(phase=Phase.AWAITING_PAYMENT), screen, ("合计 ￥12.34",)), "")
+    assert "AWAITING_PAYMENT" in frame
+    assert "¥12.34" in frame and "合计 ￥12.34" in frame
+    assert "Esc cancel" in frame and "pay slowly" in frame
+
+
+def test_screen_lines_include_the_qr_only_when_present() -> None:
+    assert len(screen_lines(Screen("x"))) == 1
+    assert len(screen_lines(Screen("x", qr="weixin://wxpay/bizpayurl?pr=abc"))) > 10

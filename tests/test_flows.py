@@ -1,0 +1,279 @@
+"""Whole sales: the real runtime, journal and receipt code on mock devices, WeChat sandbox over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+from hw_mocks.customer import Wallet
+from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.app import open_terminal
+from pos_terminal.journal import Journal, Method, RowState
+from pos_terminal.machine import Key, Phase
+from tests.flow_harness import flow_config, running
+
+
+def test_native_sale_paid_by_the_customer_is_journaled_and_printed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            await h.ring_up("1234")
+            code_url = await h.show_qr()
+            assert code_url.startswith("weixin://wxpay/bizpayurl?pr=")
+            assert h.display.current is not None and h.display.current.qr == code_url
+            assert await h.customer.pay_qr(code_url)
+            state = await h.result()
+            assert state.phase is Phase.APPROVED and state.last_sale is not None
+            sale = state.last_sale
+            [row] = await h.rows()
+            assert (row.state, row.method, row.amount_fen) == (RowState.APPROVED, Method.WECHAT_NATIVE, 1234)
+            assert row.printed and row.transaction_id == sale.transaction_id
+            assert await h.remote(row.out_trade_no) == "SUCCESS"
+            receipt = h.printer.last
+            assert receipt is not None
+            text = "\n".join(receipt.lines)
+            assert "￥12.34" in text and "好邻居便利店" in text
+            assert sale.out_trade_no in receipt.qr_payloads
+            assert (tmp_path / "receipts" / f"{sale.out_trade_no}.bin").stat().st_size > 0
+
+    asyncio.run(scenario())
+
+
+def test_payment_code_paid_at_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            await h.ring_up("880")
+            code = await h.customer.present_code(Wallet.PAID)
+            h.scanner.scan(code)
+            state = await h.result()
+            assert state.phase is Phase.APPROVED
+            [row] = await h.rows()
+            assert row.state is RowState.APPROVED and row.method is Method.WECHAT_CODE
+            assert row.masked_code == code[:4] + "*" * 10 + code[-4:]
+            assert code not in "\n".join(h.printer.last.lines if h.printer.last else [])
+
+    asyncio.run(scenario())
+
+
+def test_password_payment_shows_waiting_then_approves(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path, userpaying_s=0.5)) as h:
+            await h.ring_up("4001")  # sandbox magic: USERPAYING, then paid
+            h.scanner.scan("134567890123456789")
+            state = await h.result()
+            assert state.phase is Phase.APPROVED
+            titles = [s.title for s in h.display.history]
+            assert any("Customer entering password" in t for t in titles)
+            [row] = await h.rows()
+            assert row.state is RowState.APPROVED
+            assert await h.remote(row.out_trade_no) == "SUCCESS"
+
+    asyncio.run(scenario())
+
+
+def test_insufficient_balance_is_declined_with_the_reason(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            await h.ring_up("500")
+            h.scanner.scan(await h.customer.present_code(Wallet.NOT_ENOUGH))
+            state = await h.result()
+            assert state.phase is Phase.DECLINED and "Insufficient balance" in state.notice
+            [row] = await h.rows()
+            assert row.state is RowState.DECLINED
+            assert h.printer.jobs == 0
+
+    asyncio.run(scenario())
+
+
+def test_customer_who_never_finishes_is_reversed_at_the_deadline(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path, deadline=1.0)) as h:
+            await h.ring_up("4002")  # sandbox magic: USERPAYING until reversed
+            h.scanner.scan("134567890123456780")
+            state = await h.result()
+            assert state.phase is Phase.DECLINED and "reversed" in state.notice
+            [row] = await h.rows()
+            assert row.state is RowState.REVERSED
+            assert await h.remote(row.out_trade_no) == "REVOKED"
+
+    asyncio.run(scenario())
+
+
+def test_cancel_while_the_customer_types_the_password_reverses(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path, deadline=60)) as h:
+            await h.ring_up("4002")
+            h.scanner.scan("134567890123456781")
+            await h.until(lambda s: any("password" in x.title for x in h.display.history))
+            h.keypad.press(Key.CANCEL)
+            state = await h.result()
+            assert state.phase is Phase.DECLINED and state.notice == "cancelled"
+            [row] = await h.rows()
+            assert row.state is RowState.REVERSED
+            assert await h.remote(row.out_trade_no) == "REVOKED"
+
+    asyncio.run(scenario())
+
+
+def test_cancel_while_the_qr_is_shown_closes_the_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            await h.ring_up("999")
+            code_url = await h.show_qr()
+            h.keypad.press(Key.CANCEL)
+            state = await h.result()
+            assert state.phase is Phase.DECLINED
+            [row] = await h.rows()
+            assert row.state is RowState.CLOSED
+            assert await h.remote(row.out_trade_no) == "CLOSED"
+            assert not await h.customer.pay_qr(code_url), "a closed order must not be payable"
+
+    asyncio.run(scenario())
+
+
+def test_a_payment_that_lands_just_before_cancel_is_an_approved_sale(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path, qr_poll=60)) as h:  # no poll sees it
+            await h.ring_up("777")
+            code_url = await h.show_qr()
+            assert await h.customer.pay_qr(code_url)
+            h.keypad.press(Key.CANCEL)
+            state = await h.result()
+            assert state.phase is Phase.APPROVED
+            [row] = await h.rows()
+            assert row.state is RowState.APPROVED
+
+    asyncio.run(scenario())
+
+
+def test_sales_follow_one_another_with_new_order_numbers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            for digits in ("100", "200", "300"):
+                await h.ring_up(digits)
+                h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+                assert (await h.result()).phase is Phase.APPROVED
+            rows = await h.rows()
+            assert [r.amount_fen for r in rows] == [100, 200, 300]
+            assert len({r.out_trade_no for r in rows}) == 3
+            assert h.printer.jobs == 3
+
+    asyncio.run(scenario())
+
+
+def test_garbage_scans_never_reach_the_gateway(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            await h.ring_up("100")
+            for junk in ("", "\x00\x1b[31m", "ABC" * 1000, "281234567890123456", "😀" * 18):
+                h.scanner.scan(junk)
+            state = await h.until(lambda s: s.notice != "")
+            assert state.phase is Phase.AWAITING_PAYMENT
+            assert await h.rows() == []
+
+    asyncio.run(scenario())
+
+
+def _external_sandbox(tmp_path: Path) -> WeChatSandbox:
+    sandbox = WeChatSandbox(tmp_path / "sandbox", userpaying_s=0.5)
+    sandbox.start()
+    return sandbox
+
+
+def test_a_payment_in_flight_at_shutdown_is_resolved_at_the_next_start(tmp_path: Path) -> None:
+    sandbox = _external_sandbox(tmp_path)
+    config = flow_config(tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, deadline=60)
+
+    async def first_run() -> str:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            await h.ring_up("4002")
+            h.scanner.scan("134567890123456782")
+            await h.until(lambda s: any("password" in x.title for x in h.display.history))
+            [row] = await h.rows()
+            assert row.state is RowState.PENDING
+            return row.out_trade_no  # leaving the block stops the runtime mid-payment
+
+    async def second_run(out_trade_no: str) -> None:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            [row] = await h.rows()
+            assert row.out_trade_no == out_trade_no and row.state is RowState.REVERSED
+            assert await h.remote(out_trade_no) == "REVOKED"
+            assert h.terminal.runtime.state.phase is Phase.IDLE
+
+    try:
+        out_trade_no = asyncio.run(first_run())
+        asyncio.run(second_run(out_trade_no))
+    finally:
+        sandbox.stop()
+
+
+def test_recovery_closes_unpaid_qr_orders_and_keeps_paid_ones(tmp_path: Path) -> None:
+    sandbox = _external_sandbox(tmp_path)
+    config = flow_config(tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, qr_poll=60)
+
+    async def first_run() -> tuple[str, str]:
+        numbers = []
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            for pay in (False, True):
+                await h.ring_up("321")
+                code_url = await h.show_qr()
+                if pay:
+                    assert await h.customer.pay_qr(code_url)
+                rows = await h.rows()
+                numbers.append(rows[-1].out_trade_no)
+                if not pay:
+                    h.keypad.press(Key.CANCEL)
+                    await h.result()
+            # the second QR is still on screen, paid but not yet seen, when the terminal stops
+        return numbers[0], numbers[1]
+
+    async def second_run(closed: str, paid: str) -> None:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            states = {r.out_trade_no: r.state for r in await h.rows()}
+            assert states == {closed: RowState.CLOSED, paid: RowState.APPROVED}
+            assert await h.remote(paid) == "SUCCESS"
+
+    try:
+        closed, paid = asyncio.run(first_run())
+        asyncio.run(second_run(closed, paid))
+    finally:
+        sandbox.stop()
+
+
+def test_the_terminal_is_not_ready_until_wechat_answers(tmp_path: Path) -> None:
+    sandbox = _external_sandbox(tmp_path)
+    url, merchant_json = sandbox.base_url, sandbox.merchant_json
+    port = sandbox.port
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.open()
+    journal.begin_sale(
+        method=Method.WECHAT_NATIVE,
+        amount_fen=100,
+        out_trade_no="T0001LEFTOVER01",
+        masked_code=None,
+        store_id="SH-0001",
+        terminal_id="T0001",
+        now=datetime.now().astimezone(),
+    )
+    journal.close()
+    sandbox.stop()
+    config = flow_config(tmp_path, sandbox_url=url, merchant_json=merchant_json)
+
+    async def scenario() -> None:
+        async with open_terminal(config) as terminal:
+            runner = asyncio.create_task(terminal.runtime.run())
+            await asyncio.sleep(1.0)
+            assert not terminal.runtime.ready.is_set()
+            assert terminal.runtime.state.phase is Phase.RECOVERING
+            back = WeChatSandbox(tmp_path / "sandbox", port=port)
+            await asyncio.to_thread(back.start)
+            try:
+                await asyncio.wait_for(terminal.runtime.ready.wait(), 20)
+                rows = await terminal.runtime.journal(lambda j: j.rows())
+                assert [r.state for r in rows] == [RowState.CLOSED]
+            finally:
+                terminal.runtime.stop()
+                await runner
+                await asyncio.to_thread(back.stop)
+
+    asyncio.run(scenario())
