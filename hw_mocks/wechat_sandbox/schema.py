@@ -1,0 +1,241 @@
+"""Request bodies as WeChat checks them: required fields, types, lengths, no unknown keys, no nulls.
+
+Every violation becomes 400 PARAM_ERROR with `detail{field, value, issue, location}`
+(reference §0, §5).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+# Internal error ids, the last token of Request-ID (reference §0); sandbox-invented where marked.
+ID_OK = 0
+ID_PARAM = 268435461
+ID_OUT_OF_RANGE = 268435464
+ID_UNKNOWN_FIELD = 270924358
+ID_SIGN = 268443699
+ID_NOT_EXIST = 268512771
+ID_ORDER_PAID = 268449538
+ID_REENTRY = 268498688
+ID_REVERSE_ONLY = 268449641
+ID_EXPIRED = 268447914
+ID_ORDER_CLOSED = 268449539  # sandbox-invented
+ID_CODE_USED = 268449600  # sandbox-invented
+ID_NOT_ENOUGH = 268449601  # sandbox-invented
+ID_TRADE_ERROR = 268449602  # sandbox-invented
+ID_SYSTEM = 268435456  # sandbox-invented
+
+OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-*|]{6,32}$")
+AUTH_CODE = re.compile(r"^1[0-5]\d{16}$")
+_NOTIFY_URL = re.compile(r"^https?://[^\s?#]+$")
+_CNY = re.compile(r"^CNY$")
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, code, message, Request-ID error id and optional detail."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        error_id: int,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.error_id = status, code, message, error_id
+        self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.detail is not None:
+            out["detail"] = dict(self.detail)
+        return out
+
+
+def param_error(path: str, value: Any, issue: str, error_id: int = ID_PARAM) -> ApiError:
+    detail = {"field": path, "value": value, "issue": issue, "location": "body"}
+    return ApiError(400, "PARAM_ERROR", f"输入源“/body{path}”{issue}", error_id, detail)
+
+
+@dataclass(frozen=True)
+class Str:
+    max_len: int
+    required: bool = False
+    min_len: int = 1
+    pattern: re.Pattern[str] | None = None
+    rfc3339: bool = False
+
+
+@dataclass(frozen=True)
+class Int:
+    minimum: int
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Bool:
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Obj:
+    fields: Mapping[str, Spec]
+    required: bool = False
+    any_of: tuple[str, ...] = ()  # at least one of these must be present
+
+
+@dataclass(frozen=True)
+class List:
+    item: Spec
+    max_items: int
+    required: bool = False
+
+
+Spec = Str | Int | Bool | Obj | List
+
+
+def check(spec: Obj, data: Any) -> None:
+    """Validate a parsed JSON body against `spec`.
+
+    Raises:
+        ApiError: 400 PARAM_ERROR naming the first offending field.
+    """
+    _check(spec, data, "")
+
+
+def _check(spec: Spec, value: Any, path: str) -> None:
+    if isinstance(spec, Obj):
+        _check_obj(spec, value, path)
+    elif isinstance(spec, List):
+        if not isinstance(value, list):
+            raise param_error(path, value, "应为数组 must be an array")
+        if len(value) > spec.max_items:
+            raise param_error(path, len(value), "数组过长 too many items", ID_OUT_OF_RANGE)
+        for i, item in enumerate(value):
+            _check(spec.item, item, f"{path}/{i}")
+    elif isinstance(spec, Bool):
+        if not isinstance(value, bool):
+            raise param_error(path, value, "应为布尔值 must be a boolean")
+    elif isinstance(spec, Int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise param_error(path, value, "应为整数 must be an integer")
+        if value < spec.minimum:
+            raise param_error(path, value, f"超出范围 must be ≥ {spec.minimum}", ID_OUT_OF_RANGE)
+    else:
+        _check_str(spec, value, path)
+
+
+def _check_obj(spec: Obj, value: Any, path: str) -> None:
+    if not isinstance(value, dict):
+        raise param_error(path or "/", value, "应为对象 must be an object")
+    for name, item in value.items():
+        sub = spec.fields.get(name)
+        if sub is None:
+            raise param_error(
+                f"{path}/{name}", item, "无法识别的字段 unknown field", ID_UNKNOWN_FIELD
+            )
+        if item is None:
+            raise param_error(f"{path}/{name}", None, "不允许为null null is not allowed")
+        _check(sub, item, f"{path}/{name}")
+    for name, sub in spec.fields.items():
+        if sub.required and name not in value:
+            raise param_error(f"{path}/{name}", None, "缺少必填字段 required field is missing")
+    if spec.any_of and not any(name in value for name in spec.any_of):
+        raise param_error(path, value, f"需要 one of {', '.join(spec.any_of)} is required")
+
+
+def _check_str(spec: Str, value: Any, path: str) -> None:
+    if not isinstance(value, str):
+        raise param_error(path, value, "应为字符串 must be a string")
+    if not spec.min_len <= len(value) <= spec.max_len:
+        issue = f"长度超出范围 length must be {spec.min_len}..{spec.max_len}"
+        raise param_error(path, value, issue, ID_OUT_OF_RANGE)
+    if spec.pattern is not None and not spec.pattern.match(value):
+        raise param_error(path, value, "格式错误 does not match the required format")
+    if spec.rfc3339:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None or "T" not in value:
+            raise param_error(path, value, "时间格式错误 must be RFC 3339 with an offset")
+
+
+def _amount() -> Obj:
+    return Obj({"total": Int(1, required=True), "currency": Str(16, pattern=_CNY)}, required=True)
+
+
+def _detail(goods_id_field: str) -> Obj:
+    goods = Obj(
+        {
+            "merchant_goods_id": Str(32, required=True),
+            goods_id_field: Str(32),
+            "goods_name": Str(256),
+            "quantity": Int(1, required=True),
+            "unit_price": Int(0, required=True),
+        }
+    )
+    return Obj({"cost_price": Int(0), "invoice_id": Str(32), "goods_detail": List(goods, 6000)})
+
+
+_COMMON: dict[str, Spec] = {
+    "appid": Str(32, required=True),
+    "mchid": Str(32, required=True),
+    "description": Str(127, required=True),
+    "out_trade_no": Str(32, required=True, min_len=6, pattern=OUT_TRADE_NO),
+    "attach": Str(128),
+    "goods_tag": Str(32),
+    "support_fapiao": Bool(),
+    "amount": _amount(),
+    "settle_info": Obj({"profit_sharing": Bool()}),
+}
+
+NATIVE = Obj(
+    {
+        **_COMMON,
+        "notify_url": Str(255, required=True, pattern=_NOTIFY_URL),
+        "time_expire": Str(64, rfc3339=True),
+        "detail": _detail("wechatpay_goods_id"),
+        "scene_info": Obj(
+            {
+                "payer_client_ip": Str(45, required=True),
+                "device_id": Str(32),
+                "store_info": Obj(
+                    {
+                        "id": Str(32, required=True),
+                        "name": Str(256),
+                        "area_code": Str(32),
+                        "address": Str(512),
+                    }
+                ),
+            }
+        ),
+    }
+)
+
+CODEPAY = Obj(
+    {
+        **_COMMON,
+        "payer": Obj({"auth_code": Str(128, required=True, pattern=AUTH_CODE)}, required=True),
+        "detail": _detail("wxpay_goods_id"),
+        "scene_info": Obj(
+            {
+                "device_id": Str(32),
+                "device_ip": Str(45),
+                # .id is WeChat's store number, .out_id the merchant's own; at least one
+                "store_info": Obj(
+                    {"id": Str(32), "out_id": Str(32)}, required=True, any_of=("id", "out_id")
+                ),
+            },
+            required=True,
+        ),
+    }
+)
+
+CLOSE = Obj({"mchid": Str(32, required=True)})
+REVERSE = Obj({"appid": Str(32, required=True), "mchid": Str(32, required=True)})

@@ -1,0 +1,48 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hw_mocks.wechat_sandbox import ManualClock, WeChatSandbox
+from pos_terminal.payments.wechat import WeChatPayClient, load_merchant_json
+
+
+@pytest.fixture(scope="session")
+def sandbox_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sandbox merchant (keys, merchant.json) for the session: key generation is slow-ish."""
+    return tmp_path_factory.mktemp("wechat-sandbox")
+
+
+@pytest.fixture
+def sandbox_clock() -> ManualClock:
+    """The clock shared by the sandbox and `wechat_client`; starts at the real time."""
+    return ManualClock()
+
+
+@pytest.fixture
+def sandbox(sandbox_state_dir: Path, sandbox_clock: ManualClock) -> Iterator[WeChatSandbox]:
+    """A WeChat Pay sandbox on a free loopback port, with empty order state."""
+    server = WeChatSandbox(sandbox_state_dir, clock=sandbox_clock, userpaying_s=3.0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def wechat_client(
+    sandbox: WeChatSandbox, sandbox_clock: ManualClock
+) -> AsyncIterator[WeChatPayClient]:
+    """An open client for the sandbox merchant (async tests: mark them `pytest.mark.anyio`)."""
+    creds = load_merchant_json(sandbox.merchant_json)
+    async with WeChatPayClient(
+        creds,
+        base_urls=[sandbox.base_url],
+        connect_timeout_s=2.0,
+        read_timeout_s=5.0,
+        clock=sandbox_clock,
+    ) as client:
+        yield client
