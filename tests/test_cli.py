@@ -1,0 +1,102 @@
+"""The command line as an installer uses it: real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pos_terminal.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc = cli(
+        "run", "--headless", "--config", str(ROOT / "config" / "terminal.yaml"), cwd=tmp_path
+    )
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert (tmp_path / "var" / "journal.sqlite").exists()
+    assert (tmp_path / "var" / "sandbox" / "merchant.json").exists()
+
+
+def test_sandbox_command_writes_merchant_json_and_serves(tmp_path: Path) -> None:
+    proc = cli("sandbox", "--port", "0", "--state-dir", str(tmp_path / "sb"), cwd=tmp_path)
+    assert proc.stdout is not None
+    try:
+        first = proc.stdout.readline()
+        assert "http://127.0.0.1:" in first
+        merchant = json.loads((tmp_path / "sb" / "merchant.json").read_text(encoding="utf-8"))
+        assert set(merchant) >= {
+            "mchid",
+            "appid",
+            "merchant_serial",
+            "merchant_private_key",
+            "platform_public_key",
+            "public_key_id",
+            "apiv3_key",
+        }
+        assert merchant["public_key_id"].startswith("PUB_KEY_ID_")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_demo_runs_three_sales_and_exits_zero(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pos_terminal.cli",
+            "demo",
+            "--config",
+            str(ROOT / "config" / "terminal.yaml"),
+            "--work-dir",
+            str(tmp_path / "demo"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=240,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split(":")[0] for line in lines] == [
+        "1. Native QR, paid by the customer",
+        "2. Payment code, password (USERPAYING) then paid",
+        "3. Native QR, cancelled by the cashier",
+    ]
+    assert all(": ok " in line for line in lines)
+
+
+def test_diagram_prints_mermaid() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_terminal.cli", "diagram"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("stateDiagram-v2")
