@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the terminal")
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     run.add_argument(
-        "--headless", action="store_true", help="no console UI, even on a terminal (systemd, benchmarks)"
+        "--headless",
+        action="store_true",
+        help="no console UI, even on a terminal (systemd, benchmarks)",
     )
 
     demo = commands.add_parser("demo", help="three scripted sales against the sandbox")
@@ -89,7 +91,11 @@ async def run_terminal(config: Config, *, interactive: bool) -> int:
             ready.cancel()
             return 0
         keypad, scanner = terminal.devices.keypad, terminal.devices.scanner
-        if terminal.sandbox is None or not isinstance(keypad, MockKeypad) or not isinstance(scanner, MockScanner):
+        if (
+            terminal.sandbox is None
+            or not isinstance(keypad, MockKeypad)
+            or not isinstance(scanner, MockScanner)
+        ):
             runtime.stop()
             await runner
             raise ConfigError("the console UI needs the sandbox and mock keypad and scanner")
@@ -114,7 +120,9 @@ async def _announce_ready(ready: asyncio.Event, interactive: bool) -> None:
 
 
 def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _log_to_file(path: Path) -> None:

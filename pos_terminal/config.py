@@ -115,7 +115,9 @@ def load_config(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the configuration file: {exc.strerror or exc}", file=name) from exc
+        raise ConfigError(
+            f"cannot read the configuration file: {exc.strerror or exc}", file=name
+        ) from exc
     return parse_config(text, name)
 
 
@@ -137,6 +139,8 @@ def parse_config(text: str, name: str = "<config>") -> Config:
 
 def _require_production_wechat(wechat: WeChatConfig, reader: NodeReader, node: yaml.Node) -> None:
     if not wechat.merchant_file:
-        raise reader.error(node, "wechat.merchant_file", "required when wechat.sandbox.enabled is false")
+        raise reader.error(
+            node, "wechat.merchant_file", "required when wechat.sandbox.enabled is false"
+        )
     if not wechat.hosts:
         raise reader.error(node, "wechat.hosts", "at least one host is required")

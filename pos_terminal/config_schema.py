@@ -58,10 +58,14 @@ class NodeReader:
         for name, spec in fields.items():
             if name in values:
                 continue
-            missing = spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+            missing = (
+                spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+            )
             if missing:
                 where = path or "(top level)"
-                raise self.error(node, f"{path}.{name}" if path else name, f"required key missing in {where}")
+                raise self.error(
+                    node, f"{path}.{name}" if path else name, f"required key missing in {where}"
+                )
         return cls(**values)
 
     def value(self, hint: Any, node: yaml.Node, path: str, meta: dict[str, Any]) -> Any:
@@ -95,8 +99,10 @@ class NodeReader:
         elif isinstance(value, int | float) and not isinstance(value, bool):
             lo, hi = meta.get("min"), meta.get("max")
             if (lo is not None and value < lo) or (hi is not None and value > hi):
-                rng = f"between {lo} and {hi}" if lo is not None and hi is not None else (
-                    f"at least {lo}" if lo is not None else f"at most {hi}"
+                rng = (
+                    f"between {lo} and {hi}"
+                    if lo is not None and hi is not None
+                    else (f"at least {lo}" if lo is not None else f"at most {hi}")
                 )
                 raise self.error(node, path, f"{value} is out of range: must be {rng}")
         return value
@@ -108,7 +114,9 @@ class NodeReader:
 
     def scalar(self, hint: Any, node: yaml.Node, path: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            raise self.error(node, path, f"expected a {_type_name(hint)}, found a {_node_kind(node)}")
+            raise self.error(
+                node, path, f"expected a {_type_name(hint)}, found a {_node_kind(node)}"
+            )
         tag = node.tag.rsplit(":", 1)[-1]
         text = node.value
         if hint is str:

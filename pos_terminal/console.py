@@ -48,8 +48,10 @@ def qr_lines(data: str) -> list[str]:
     if size % 2:
         light.append([True] * size)
     glyphs = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
-    return ["".join(glyphs[top, bottom] for top, bottom in zip(light[y], light[y + 1], strict=True))
-            for y in range(0, len(light), 2)]
+    return [
+        "".join(glyphs[top, bottom] for top, bottom in zip(light[y], light[y + 1], strict=True))
+        for y in range(0, len(light), 2)
+    ]
 
 
 def screen_lines(screen: Screen) -> list[str]:
@@ -68,7 +70,10 @@ def _pad(text: str, width: int) -> str:
 
 def compose(view: View, status: str) -> str:
     """The whole console frame as text."""
-    left = ["┌─ 顾客显示屏 Customer display ─", *(f"│ {line}" for line in screen_lines(view.screen))]
+    left = [
+        "┌─ 顾客显示屏 Customer display ─",
+        *(f"│ {line}" for line in screen_lines(view.screen)),
+    ]
     right = ["┌─ 上一张小票 Last receipt ─", *(f"│ {line}" for line in view.receipt_lines)]
     rows = max(len(left), len(right))
     body = [

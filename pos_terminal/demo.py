@@ -82,14 +82,18 @@ class DemoScript:
         self.keypad.press(Key.QR)
         await self.until(lambda s: s.phase is Phase.SHOWING_QR and s.code_url is not None)
         self.keypad.press(Key.CANCEL)
-        state = await self.until(lambda s: s.phase in (Phase.DECLINED, Phase.PRINTING, Phase.APPROVED))
+        state = await self.until(
+            lambda s: s.phase in (Phase.DECLINED, Phase.PRINTING, Phase.APPROVED)
+        )
         if state.phase is not Phase.DECLINED:
             return f"FAIL expected a cancelled sale, got {state.phase}"
         row = (await self.t.runtime.journal(lambda j: j.rows()))[-1]
         remote = await self.sandbox_state(row.out_trade_no)
         ok = row.state is RowState.CLOSED and remote == "CLOSED"
         verdict = "ok" if ok else "FAIL"
-        return f"{verdict} cancelled, journal {row.state}, WeChat {remote}, order {row.out_trade_no}"
+        return (
+            f"{verdict} cancelled, journal {row.state}, WeChat {remote}, order {row.out_trade_no}"
+        )
 
     async def expect_approved(self) -> str:
         state = await self.until(lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED))
@@ -98,7 +102,12 @@ class DemoScript:
         sale = state.last_sale
         row = await self.t.runtime.journal(lambda j: j.by_out_trade_no(sale.out_trade_no))
         remote = await self.sandbox_state(sale.out_trade_no)
-        ok = row is not None and row.state is RowState.APPROVED and row.printed and remote == "SUCCESS"
+        ok = (
+            row is not None
+            and row.state is RowState.APPROVED
+            and row.printed
+            and remote == "SUCCESS"
+        )
         verdict = "ok" if ok else "FAIL"
         receipt = Path(self.t.config.devices.printer.out_dir) / f"{sale.out_trade_no}.txt"
         return (

@@ -40,7 +40,13 @@ FINAL_STATES = frozenset({RowState.APPROVED, RowState.DECLINED, RowState.CLOSED,
 
 ALLOWED: dict[RowState, frozenset[RowState]] = {
     RowState.PENDING: frozenset(
-        {RowState.QR_SHOWN, RowState.APPROVED, RowState.DECLINED, RowState.CLOSED, RowState.REVERSED}
+        {
+            RowState.QR_SHOWN,
+            RowState.APPROVED,
+            RowState.DECLINED,
+            RowState.CLOSED,
+            RowState.REVERSED,
+        }
     ),
     RowState.QR_SHOWN: frozenset({RowState.APPROVED, RowState.CLOSED}),
     **{final: frozenset() for final in FINAL_STATES},
@@ -225,7 +231,9 @@ class Journal:
             db.execute("UPDATE payments SET printed = 1 WHERE out_trade_no = ?", (out_trade_no,))
 
     def get(self, row_id: int) -> PaymentRow:
-        found = self.db.execute(f"SELECT {_COLUMNS} FROM payments WHERE id = ?", (row_id,)).fetchone()
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM payments WHERE id = ?", (row_id,)
+        ).fetchone()
         if found is None:
             raise JournalError(f"no payment with id {row_id}")
         return _row(found)
@@ -252,7 +260,8 @@ class Journal:
         """(from_state, to_state, note) for a row, in order."""
         return list(
             self.db.execute(
-                "SELECT from_state, to_state, note FROM payment_events WHERE payment_id = ? ORDER BY id",
+                "SELECT from_state, to_state, note FROM payment_events"
+                " WHERE payment_id = ? ORDER BY id",
                 (row_id,),
             )
         )
@@ -283,7 +292,8 @@ def _append_event(
     db: sqlite3.Connection, row_id: int, stamp: str, before: str | None, after: str, note: str
 ) -> None:
     db.execute(
-        "INSERT INTO payment_events (payment_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO payment_events (payment_id, at, from_state, to_state, note)"
+        " VALUES (?, ?, ?, ?, ?)",
         (row_id, stamp, before, after, note),
     )
 

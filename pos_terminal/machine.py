@@ -173,7 +173,13 @@ class CancelTimer:
 
 
 Effect = (
-    Show | StartCodePayment | StartNativePayment | CancelPayment | PrintReceipt | StartTimer | CancelTimer
+    Show
+    | StartCodePayment
+    | StartNativePayment
+    | CancelPayment
+    | PrintReceipt
+    | StartTimer
+    | CancelTimer
 )
 
 # ---------------------------------------------------------------------------- state
@@ -374,9 +380,13 @@ def _printed(state: State, event: Event) -> Outcome:
     assert isinstance(event, PrintDone)
     sale = state.last_sale
     fen = sale.amount_fen if sale else None
-    lines = ("请取小票 Please take your receipt",) if event.ok else (
-        "打印机需要处理 Printer needs attention",
-        event.message,
+    lines = (
+        ("请取小票 Please take your receipt",)
+        if event.ok
+        else (
+            "打印机需要处理 Printer needs attention",
+            event.message,
+        )
     )
     notice = "" if event.ok else event.message
     return replace(state, phase=Phase.APPROVED, notice=notice), [

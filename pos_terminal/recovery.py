@@ -29,7 +29,9 @@ async def recover(
                 log.info("recovered %s (%s): %s", row.out_trade_no, row.method, final)
                 break
             except WeChatPayError as exc:
-                log.warning("cannot resolve %s yet: %s; retrying in %.0f s", row.out_trade_no, exc, delay)
+                log.warning(
+                    "cannot resolve %s yet: %s; retrying in %.0f s", row.out_trade_no, exc, delay
+                )
                 await clock.sleep(delay)
                 delay = min(delay * 2, 60.0)
     return len(rows)

@@ -154,7 +154,8 @@ class Runtime:
                 )
             case m.StartNativePayment(attempt, amount):
                 self._start_attempt(
-                    attempt, lambda a: self.payments.charge_native(attempt, amount, self.post, a.cancel)
+                    attempt,
+                    lambda a: self.payments.charge_native(attempt, amount, self.post, a.cancel),
                 )
             case m.CancelPayment(attempt):
                 current = self._attempts.get(attempt)
@@ -195,7 +196,9 @@ class Runtime:
                 await run(entry)  # type: ignore[misc]
             except (PosError, OSError) as exc:
                 log.exception("payment attempt %d failed", attempt)
-                self.post(m.PaymentDeclined(attempt, f"系统错误 System error: {exc}; will be resolved"))
+                self.post(
+                    m.PaymentDeclined(attempt, f"系统错误 System error: {exc}; will be resolved")
+                )
                 self._spawn(self._recover(announce=False))
 
         entry.task = self._spawn(guarded())
@@ -255,4 +258,3 @@ class Runtime:
             except (PosError, OSError):
                 log.exception("closing a device failed")
         self._loop = None
-

@@ -8,7 +8,7 @@ import socket
 
 
 def notify(message: str) -> bool:
-    """Send one sd_notify datagram ("READY=1", "WATCHDOG=1", "STOPPING=1"); False when not under systemd."""
+    """Send one sd_notify datagram ("READY=1", "WATCHDOG=1"); False when not under systemd."""
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False

@@ -25,7 +25,7 @@ def test_the_qr_drawn_in_text_decodes_to_the_code_url() -> None:
         upper = [top[c][0] for c in row]
         lower = [top[c][1] for c in row]
         pixels += [upper, lower]
-    image = (np.kron(np.array(pixels, dtype=np.uint8), np.ones((4, 4), dtype=np.uint8)) * 255)
+    image = np.kron(np.array(pixels, dtype=np.uint8), np.ones((4, 4), dtype=np.uint8)) * 255
     [found] = zxingcpp.read_barcodes(image)
     assert found.text == url
 

@@ -1,4 +1,4 @@
-"""Whole sales: the real runtime, journal and receipt code on mock devices, WeChat sandbox over HTTP."""
+"""Whole sales: the real runtime, journal and receipts on mock devices, the sandbox over HTTP."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ def test_native_sale_paid_by_the_customer_is_journaled_and_printed(tmp_path: Pat
             assert state.phase is Phase.APPROVED and state.last_sale is not None
             sale = state.last_sale
             [row] = await h.rows()
-            assert (row.state, row.method, row.amount_fen) == (RowState.APPROVED, Method.WECHAT_NATIVE, 1234)
+            assert (row.state, row.method, row.amount_fen) == (
+                RowState.APPROVED,
+                Method.WECHAT_NATIVE,
+                1234,
+            )
             assert row.printed and row.transaction_id == sale.transaction_id
             assert await h.remote(row.out_trade_no) == "SUCCESS"
             receipt = h.printer.last
@@ -182,7 +186,9 @@ def _external_sandbox(tmp_path: Path) -> WeChatSandbox:
 
 def test_a_payment_in_flight_at_shutdown_is_resolved_at_the_next_start(tmp_path: Path) -> None:
     sandbox = _external_sandbox(tmp_path)
-    config = flow_config(tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, deadline=60)
+    config = flow_config(
+        tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, deadline=60
+    )
 
     async def first_run() -> str:
         async with running(config, sandbox_url=sandbox.base_url) as h:
@@ -209,7 +215,9 @@ def test_a_payment_in_flight_at_shutdown_is_resolved_at_the_next_start(tmp_path:
 
 def test_recovery_closes_unpaid_qr_orders_and_keeps_paid_ones(tmp_path: Path) -> None:
     sandbox = _external_sandbox(tmp_path)
-    config = flow_config(tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, qr_poll=60)
+    config = flow_config(
+        tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, qr_poll=60
+    )
 
     async def first_run() -> tuple[str, str]:
         numbers = []

@@ -206,7 +206,9 @@ def test_the_diagram_names_every_rule() -> None:
 
 def test_the_readme_diagram_is_current() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert f"```mermaid\n{m.mermaid()}```" in readme, "README diagram is stale: run `pos-terminal diagram`"
+    assert f"```mermaid\n{m.mermaid()}```" in readme, (
+        "README diagram is stale: run `pos-terminal diagram`"
+    )
 
 
 def test_the_machine_imports_no_io() -> None:
@@ -217,5 +219,15 @@ def test_the_machine_imports_no_io() -> None:
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0] if node.level == 0 else node.module)
-    forbidden = {"asyncio", "sqlite3", "socket", "time", "random", "secrets", "httpx", "drivers", "hw_mocks"}
+    forbidden = {
+        "asyncio",
+        "sqlite3",
+        "socket",
+        "time",
+        "random",
+        "secrets",
+        "httpx",
+        "drivers",
+        "hw_mocks",
+    }
     assert not imported & forbidden

@@ -10,7 +10,8 @@ from pos_terminal import money
 
 
 @pytest.mark.parametrize(
-    ("fen", "text"), [(0, "¥0.00"), (5, "¥0.05"), (1234, "¥12.34"), (100000, "¥1000.00"), (-5, "-¥0.05")]
+    ("fen", "text"),
+    [(0, "¥0.00"), (5, "¥0.05"), (1234, "¥12.34"), (100000, "¥1000.00"), (-5, "-¥0.05")],
 )
 def test_format(fen: int, text: str) -> None:
     assert money.format_yuan(fen) == text
@@ -42,7 +43,12 @@ def test_keypad_entry_never_exceeds_nine_digits(digits: list[int]) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "ppm", "cap", "fee"),
-    [(10000, 6000, None, 60), (83, 6000, None, 0), (84, 6000, None, 1), (1_000_000, 6000, 2000, 2000)],
+    [
+        (10000, 6000, None, 60),
+        (83, 6000, None, 0),
+        (84, 6000, None, 1),
+        (1_000_000, 6000, 2000, 2000),
+    ],
 )
 def test_fee_rounds_half_up_then_caps(amount: int, ppm: int, cap: int | None, fee: int) -> None:
     assert money.rate_fee(amount, ppm, cap) == fee

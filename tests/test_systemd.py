@@ -10,7 +10,9 @@ import pytest
 from pos_terminal import systemd
 
 
-def test_notify_sends_a_datagram_to_notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notify_sends_a_datagram_to_notify_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "notify"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(str(path))

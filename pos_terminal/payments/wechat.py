@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pos_terminal.errors import PaymentError
 from pos_terminal.payments import wechat_sign
+from pos_terminal.payments.codes import mask_code
 
 log = logging.getLogger(__name__)
 
@@ -242,13 +243,6 @@ def parse_api_error(status: int, body: bytes, request_id: str) -> WeChatApiError
     return WeChatApiError(status, code, message, detail, request_id)
 
 
-def mask_auth_code(code: str) -> str:
-    """Payment codes are bearer tokens: log only the first 4 and last 4 characters."""
-    if len(code) <= 8:
-        return "*" * len(code)
-    return code[:4] + "*" * (len(code) - 8) + code[-4:]
-
-
 # ---------------------------------------------------------------- the client
 
 
@@ -351,7 +345,7 @@ class WeChatPayClient:
             },
         }
         path = "/v3/pay/transactions/codepay"
-        answer = await self._call("POST", path, body, note=f"code {mask_auth_code(auth_code)}")
+        answer = await self._call("POST", path, body, note=f"code {mask_code(auth_code)}")
         self._expect(answer, 200, 202)
         if answer.status == 202:
             pending = _json_object(answer.body or b"{}", "codepay 202")

@@ -7,6 +7,7 @@ APPROVED, CLOSED, REVERSED or DECLINED in the journal. Results reach the state m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -120,7 +121,10 @@ class WeChatPayments:
                 return post(PaymentCancelled(attempt))
             if tx_or_none.trade_state in (TradeState.PAYERROR, TradeState.CLOSED):
                 break
-            if tx_or_none.trade_state is TradeState.USERPAYING and state is not TradeState.USERPAYING:
+            if (
+                tx_or_none.trade_state is TradeState.USERPAYING
+                and state is not TradeState.USERPAYING
+            ):
                 state = TradeState.USERPAYING
                 post(PaymentPending(attempt))
         final = await self._reverse(row, submitted)
@@ -128,7 +132,11 @@ class WeChatPayments:
             post(PaymentCancelled(attempt))
         else:
             reason = "支付未完成，已撤销 Not completed, reversed"
-            post(PaymentDeclined(attempt, reason if final is RowState.REVERSED else "支付失败 Failed"))
+            post(
+                PaymentDeclined(
+                    attempt, reason if final is RowState.REVERSED else "支付失败 Failed"
+                )
+            )
 
     async def _reverse(self, row: PaymentRow, submitted_monotonic: float) -> RowState:
         """Reverse a payment-code order, retrying until WeChat acknowledges it."""
@@ -149,7 +157,9 @@ class WeChatPayments:
 
     # ------------------------------------------------------------------ merchant QR (Native)
 
-    async def charge_native(self, attempt: int, amount_fen: int, post: Post, cancel: asyncio.Event) -> None:
+    async def charge_native(
+        self, attempt: int, amount_fen: int, post: Post, cancel: asyncio.Event
+    ) -> None:
         row = await self._begin(Method.WECHAT_NATIVE, amount_fen, None)
         expire = self.clock.now() + timedelta(seconds=self.settings.qr_expiry_s + 60)
         code_url = await self._create_native(row, amount_fen, expire, cancel)
@@ -231,7 +241,9 @@ class WeChatPayments:
                 raise
             tx = None
         if tx is not None and tx.trade_state in PAID:
-            await self._finish(row, RowState.APPROVED, "paid (found at recovery)", tx.transaction_id)
+            await self._finish(
+                row, RowState.APPROVED, "paid (found at recovery)", tx.transaction_id
+            )
             return RowState.APPROVED
         if row.method is Method.WECHAT_NATIVE:
             if tx is not None and tx.trade_state is TradeState.CLOSED:
@@ -239,7 +251,9 @@ class WeChatPayments:
             paid = await self._close_then_query(row)
             if paid is None:
                 return RowState.CLOSED
-            await self._finish(row, RowState.APPROVED, "paid (found at recovery)", paid.transaction_id)
+            await self._finish(
+                row, RowState.APPROVED, "paid (found at recovery)", paid.transaction_id
+            )
             return RowState.APPROVED
         if tx is not None and tx.trade_state is TradeState.REVOKED:
             return await self._finish(row, RowState.REVERSED, "revoked (found at recovery)")
@@ -306,10 +320,8 @@ class WeChatPayments:
 
 async def _wait(cancel: asyncio.Event, seconds: float) -> None:
     """Sleep, waking early when the cashier cancels."""
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(cancel.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 _DECLINE_TEXT = {

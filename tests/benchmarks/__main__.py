@@ -59,7 +59,9 @@ def bench_cold_start(runs: int) -> None:
     )
 
 
-async def _sales(sales: int, tmp: Path, sandbox_url: str, merchant_json: Path) -> dict[str, list[float]]:
+async def _sales(
+    sales: int, tmp: Path, sandbox_url: str, merchant_json: Path
+) -> dict[str, list[float]]:
     config = flow_config(tmp, sandbox_url=sandbox_url, merchant_json=merchant_json, qr_poll=0.05)
     figures: dict[str, list[float]] = {"code wall": [], "code cpu": [], "qr wall": [], "qr cpu": []}
     async with running(config, sandbox_url=sandbox_url) as h:
@@ -89,7 +91,16 @@ def bench_sale_overhead(sales: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pos_terminal.cli", "sandbox", "--port", "0", "--state-dir", str(work / "sandbox")],
+            [
+                sys.executable,
+                "-m",
+                "pos_terminal.cli",
+                "sandbox",
+                "--port",
+                "0",
+                "--state-dir",
+                str(work / "sandbox"),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
