@@ -119,6 +119,11 @@ async def _announce_ready(ready: asyncio.Event, interactive: bool) -> None:
     await systemd.watchdog()
 
 
+def _quiet_libraries() -> None:
+    """Our client logs one line per WeChat call; httpx's own line per request is noise."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def _log_to_stderr() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -131,7 +136,9 @@ def _log_to_file(path: Path) -> None:
         level=logging.INFO,
         filename=path,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # python-escpos calls basicConfig() when imported
     )
+    _quiet_libraries()
 
 
 if __name__ == "__main__":

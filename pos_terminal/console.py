@@ -23,6 +23,7 @@ from hw_mocks.keypad import MockKeypad
 from hw_mocks.scanner import MockScanner
 from pos_terminal import money
 from pos_terminal.machine import Key, Phase, Screen
+from pos_terminal.payments.codes import mask_code
 from pos_terminal.receipt import display_width
 from pos_terminal.runtime import Runtime, View
 
@@ -157,12 +158,12 @@ class Console:
             self._spawn(self._pay_qr())
 
     async def _present_code(self, wallet: Wallet) -> None:
-        if self.runtime.state.phase is not Phase.AWAITING_PAYMENT:
-            self._say("顾客: 先确认金额 confirm an amount first (Enter twice)")
-            return
+        """The scan reaches the machine after any keys typed before it (same queue)."""
         code = await self.customer.present_code(wallet)
-        self._say(f"顾客出示付款码 customer shows code {code[:4]}…{code[-4:]} ({wallet})")
         self.scanner.scan(code)
+        waiting = self.runtime.state.phase is Phase.AWAITING_PAYMENT
+        hint = "" if waiting else " — not awaiting payment"
+        self._say(f"顾客出示付款码 customer shows code {mask_code(code)} ({wallet}){hint}")
 
     async def _pay_qr(self) -> None:
         code_url = self.runtime.state.code_url

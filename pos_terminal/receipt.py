@@ -10,11 +10,13 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import qrcode
-from escpos.constants import QR_ECLEVEL_M
-from escpos.printer import Dummy
 from PIL import Image
+
+if TYPE_CHECKING:
+    from escpos.printer import Dummy
 
 from pos_terminal.money import format_receipt_yuan
 
@@ -275,6 +277,10 @@ class TextEncoder:
 
 def _escpos_printer(profile: PrinterProfile) -> Dummy:
     """A capturing python-escpos printer whose media width is the profile's dot width."""
+    # imported here: python-escpos loads its capability database at import (~0.12 s), which
+    # the first receipt may pay on a worker thread rather than every start-up
+    from escpos.printer import Dummy
+
     printer = Dummy(profile=ESCPOS_PROFILE)
     data = printer.profile.profile_data
     media = data["media"]
@@ -317,6 +323,8 @@ def _print_qr(printer: Dummy, encoder: TextEncoder, payload: str, profile: Print
     module = qr_module_dots(payload, profile.dots_per_line)
     printer._raw(encoder.encode("\n"))
     if profile.native_qr:
+        from escpos.constants import QR_ECLEVEL_M
+
         printer.set(align="center")
         printer.qr(payload, ec=QR_ECLEVEL_M, size=module, native=True)
         printer.set(align="left")

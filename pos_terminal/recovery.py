@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from pos_terminal.clock import Clock
 from pos_terminal.journal import JournalWorker
-from pos_terminal.payments.wechat import WeChatPayError
 from pos_terminal.payments.wechat_flow import WeChatPayments
 
 log = logging.getLogger(__name__)
 
 
-async def recover(
-    journal: JournalWorker, payments: WeChatPayments, clock: Clock, backoff_s: float
-) -> int:
+async def recover(journal: JournalWorker, payments: WeChatPayments) -> int:
     """Resolve unresolved rows oldest first, retrying while WeChat cannot be reached.
 
     Returns the number of rows resolved. Does not return until all are final: the terminal
@@ -22,16 +18,6 @@ async def recover(
     """
     rows = await journal(lambda j: j.unresolved())
     for row in rows:
-        delay = backoff_s
-        while True:
-            try:
-                final = await payments.resolve(row)
-                log.info("recovered %s (%s): %s", row.out_trade_no, row.method, final)
-                break
-            except WeChatPayError as exc:
-                log.warning(
-                    "cannot resolve %s yet: %s; retrying in %.0f s", row.out_trade_no, exc, delay
-                )
-                await clock.sleep(delay)
-                delay = min(delay * 2, 60.0)
+        final = await payments.resolve_until_final(row)
+        log.info("recovered %s (%s): %s", row.out_trade_no, row.method, final)
     return len(rows)

@@ -194,12 +194,9 @@ class Runtime:
         async def guarded() -> None:
             try:
                 await run(entry)  # type: ignore[misc]
-            except (PosError, OSError) as exc:
-                log.exception("payment attempt %d failed", attempt)
-                self.post(
-                    m.PaymentDeclined(attempt, f"系统错误 System error: {exc}; will be resolved")
-                )
-                self._spawn(self._recover(announce=False))
+            except Exception as exc:  # nothing was sent: the journal row could not be written
+                log.exception("payment attempt %d could not start", attempt)
+                self.post(m.PaymentDeclined(attempt, f"系统错误 System error: {exc}"))
 
         entry.task = self._spawn(guarded())
 
@@ -221,22 +218,25 @@ class Runtime:
             self.receipt_lines = tuple(layout_sale(receipt, self._profile))
             await self.devices.printer.print_job(sale.out_trade_no, data)
             await self.journal(lambda j: j.mark_printed(sale.out_trade_no))
-        except (PosError, OSError) as exc:
-            log.warning("receipt for %s not printed: %s", sale.out_trade_no, exc)
+        except Exception as exc:  # one site per print job: the sale stays approved regardless
+            log.exception("receipt for %s not printed", sale.out_trade_no)
             self.post(m.PrintDone(False, str(exc)))
             return
         self.post(m.PrintDone(True))
 
-    async def _recover(self, *, announce: bool = True) -> None:
-        if announce:
-            self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))
-        resolved = await recover(
-            self.journal, self.payments, self.clock, self.config.payment.retry_backoff_s
-        )
-        if announce:
-            self.post(m.RecoveryDone(resolved))
-            self.ready.set()
-            log.info("ready (%d payment(s) resolved at start)", resolved)
+    async def _recover(self) -> None:
+        self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))
+        try:
+            resolved = await recover(self.journal, self.payments)
+        except Exception as exc:  # the terminal must not sell with a journal it cannot read
+            log.exception("recovery failed")
+            self._apply(
+                m.Show(m.Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log")))
+            )
+            return
+        self.post(m.RecoveryDone(resolved))
+        self.ready.set()
+        log.info("ready (%d payment(s) resolved at start)", resolved)
 
     def _spawn(self, coro: object) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]

@@ -285,3 +285,38 @@ def test_the_terminal_is_not_ready_until_wechat_answers(tmp_path: Path) -> None:
                 await asyncio.to_thread(back.stop)
 
     asyncio.run(scenario())
+
+
+def test_a_printer_failure_leaves_the_sale_approved_and_unprinted(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            out_dir = h.printer.out_dir
+            out_dir.rmdir()
+            out_dir.write_text("not a directory")  # every write now fails, like a dead printer
+            await h.ring_up("1500")
+            h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+            state = await h.result()
+            assert state.phase is Phase.APPROVED and "cannot write" in state.notice
+            assert any("Printer needs attention" in " ".join(s.lines) for s in h.display.history)
+            [row] = await h.rows()
+            assert row.state is RowState.APPROVED and not row.printed
+
+    asyncio.run(scenario())
+
+
+def test_an_unexpected_failure_inside_a_payment_still_settles_its_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            payments = h.terminal.runtime.payments
+            row = await payments._begin(Method.WECHAT_NATIVE, 100, None)
+            posted: list[object] = []
+
+            async def broken_policy() -> None:
+                raise RuntimeError("a bug")
+
+            await payments._guarded(row, 7, posted.append, broken_policy())
+            assert [type(e).__name__ for e in posted] == ["PaymentDeclined"]
+            [settled] = await h.rows()
+            assert settled.state is RowState.CLOSED
+
+    asyncio.run(scenario())

@@ -11,9 +11,10 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pos_terminal.clock import Clock
 from pos_terminal.config import PaymentConfig
@@ -82,7 +83,16 @@ class WeChatPayments:
     async def charge_code(
         self, attempt: int, amount_fen: int, auth_code: str, post: Post, cancel: asyncio.Event
     ) -> None:
+        """Charge a scanned payment code; the result is posted as a machine event."""
         row = await self._begin(Method.WECHAT_CODE, amount_fen, mask_code(auth_code))
+        await self._guarded(
+            row, attempt, post, self._charge_code(row, attempt, auth_code, post, cancel)
+        )
+
+    async def _charge_code(
+        self, row: PaymentRow, attempt: int, auth_code: str, post: Post, cancel: asyncio.Event
+    ) -> None:
+        amount_fen = row.amount_fen
         submitted = self.clock.monotonic()
         state: TradeState | None = None
         try:
@@ -160,7 +170,14 @@ class WeChatPayments:
     async def charge_native(
         self, attempt: int, amount_fen: int, post: Post, cancel: asyncio.Event
     ) -> None:
+        """Create a Native order, show its QR, and settle it; results are posted as events."""
         row = await self._begin(Method.WECHAT_NATIVE, amount_fen, None)
+        await self._guarded(row, attempt, post, self._charge_native(row, attempt, post, cancel))
+
+    async def _charge_native(
+        self, row: PaymentRow, attempt: int, post: Post, cancel: asyncio.Event
+    ) -> None:
+        amount_fen = row.amount_fen
         expire = self.clock.now() + timedelta(seconds=self.settings.qr_expiry_s + 60)
         code_url = await self._create_native(row, amount_fen, expire, cancel)
         if isinstance(code_url, WeChatApiError):
@@ -226,7 +243,35 @@ class WeChatPayments:
         await self._finish(row, RowState.CLOSED, "closed unpaid")
         return None
 
+    async def _guarded(
+        self, row: PaymentRow, attempt: int, post: Post, policy: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run a payment policy; if it fails unexpectedly, resolve its row before answering."""
+        try:
+            await policy
+        except Exception:  # the one site per payment: a bug must not leave the order in doubt
+            log.exception("payment %s: unexpected failure; resolving it", row.out_trade_no)
+            final = await self.resolve_until_final(row)
+            settled = await self.journal(lambda j: j.get(row.id))
+            if final is RowState.APPROVED:
+                post(PaymentApproved(attempt, _approved_sale(settled)))
+            else:
+                post(PaymentDeclined(attempt, f"系统错误 System error; order {final}, not charged"))
+
     # ------------------------------------------------------------------ recovery
+
+    async def resolve_until_final(self, row: PaymentRow) -> RowState:
+        """`resolve`, retried with growing pauses while WeChat cannot be asked."""
+        delay = self.settings.retry_backoff_s
+        while True:
+            try:
+                return await self.resolve(row)
+            except WeChatPayError as exc:
+                log.warning(
+                    "cannot resolve %s yet: %s; retry in %.1f s", row.out_trade_no, exc, delay
+                )
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     async def resolve(self, row: PaymentRow) -> RowState:
         """Bring a row left in doubt (crash, power loss) to a final state.
@@ -289,14 +334,7 @@ class WeChatPayments:
 
     async def _approve(self, row: PaymentRow, tx: Transaction, attempt: int, post: Post) -> None:
         await self._finish(row, RowState.APPROVED, "paid", tx.transaction_id)
-        sale = ApprovedSale(
-            out_trade_no=row.out_trade_no,
-            transaction_id=tx.transaction_id or "",
-            method=row.method,
-            amount_fen=row.amount_fen,
-            masked_code=row.masked_code,
-        )
-        post(PaymentApproved(attempt, sale))
+        post(PaymentApproved(attempt, _approved_sale(row, tx.transaction_id)))
 
     async def _move(self, row: PaymentRow, to: RowState, note: str) -> None:
         now = self.clock.now()
@@ -316,6 +354,16 @@ class WeChatPayments:
         now = self.clock.now()
         await self.journal(lambda j: j.note(row.id, note, now=now))
         log.info("payment %s: %s", row.out_trade_no, note)
+
+
+def _approved_sale(row: PaymentRow, transaction_id: str | None = None) -> ApprovedSale:
+    return ApprovedSale(
+        out_trade_no=row.out_trade_no,
+        transaction_id=transaction_id or row.transaction_id or "",
+        method=row.method,
+        amount_fen=row.amount_fen,
+        masked_code=row.masked_code,
+    )
 
 
 async def _wait(cancel: asyncio.Event, seconds: float) -> None:

@@ -108,7 +108,7 @@ def bench_sale_overhead(sales: int) -> None:
         )
         assert proc.stdout is not None
         try:
-            url = proc.stdout.readline().split()[-1]
+            url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
             merchant_json = work / "sandbox" / "merchant.json"
             figures = asyncio.run(_sales(sales, work, url, merchant_json))
         finally:
