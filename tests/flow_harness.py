@@ -42,8 +42,10 @@ def flow_config(
     deadline: float = 3.0,
     qr_poll: float = 0.1,
     userpaying_s: float = 0.5,
+    primary_url: str | None = None,
 ) -> Config:
-    """Fast timings; the in-process sandbox, or an external one when `sandbox_url` is given."""
+    """Fast timings; the in-process sandbox, or an external one when `sandbox_url` is given
+    (behind `primary_url` as the primary host when that is given too)."""
     if sandbox_url is None:
         wechat = f"""\
 wechat:
@@ -56,7 +58,7 @@ wechat:
         wechat = f"""\
 wechat:
   merchant_file: {merchant_json}
-  hosts: [{sandbox_url}]
+  hosts: [{", ".join(u for u in (primary_url, sandbox_url) if u)}]
   connect_timeout_s: 0.5
   read_timeout_s: 2
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import datetime
 from pathlib import Path
 
@@ -82,9 +83,15 @@ def test_insufficient_balance_is_declined_with_the_reason(tmp_path: Path) -> Non
             h.scanner.scan(await h.customer.present_code(Wallet.NOT_ENOUGH))
             state = await h.result()
             assert state.phase is Phase.DECLINED and "Insufficient balance" in state.notice
-            [row] = await h.rows()
-            assert row.state is RowState.DECLINED
             assert h.printer.jobs == 0
+            # the refused order is reversed afterwards, so it cannot end up debited
+            for _ in range(100):
+                [row] = await h.rows()
+                if row.state is not RowState.PENDING:
+                    break
+                await asyncio.sleep(0.05)
+            assert row.state is RowState.REVERSED
+            assert await h.remote(row.out_trade_no) == "REVOKED"
 
     asyncio.run(scenario())
 
@@ -320,3 +327,30 @@ def test_an_unexpected_failure_inside_a_payment_still_settles_its_order(tmp_path
             assert settled.state is RowState.CLOSED
 
     asyncio.run(scenario())
+
+
+def test_sales_fail_over_to_the_backup_host_when_the_primary_is_down(tmp_path: Path) -> None:
+    sandbox = _external_sandbox(tmp_path)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{unused.getsockname()[1]}"  # bound, never listening: refused
+        config = flow_config(
+            tmp_path,
+            sandbox_url=sandbox.base_url,
+            merchant_json=sandbox.merchant_json,
+            primary_url=dead,
+        )
+
+        async def scenario() -> None:
+            async with running(config, sandbox_url=sandbox.base_url) as h:
+                await h.ring_up("4321")
+                h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+                assert (await h.result()).phase is Phase.APPROVED
+                await h.ring_up("1234")
+                assert await h.customer.pay_qr(await h.show_qr())
+                assert (await h.result()).phase is Phase.APPROVED
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            sandbox.stop()

@@ -40,6 +40,10 @@ from pos_terminal.payments.wechat import (
 log = logging.getLogger(__name__)
 
 PAID = frozenset({TradeState.SUCCESS, TradeState.REFUND})
+# refusals of the request itself (configuration, signature): no order exists to reverse
+REQUEST_REFUSED = frozenset(
+    {"PARAMERROR", "SIGNERROR", "NOAUTH", "APPIDMCHIDNOTMATCH", "MCHNOTEXISTS", "INVALIDREQUEST"}
+)
 Post = Callable[[Event], None]
 
 
@@ -109,9 +113,16 @@ class WeChatPayments:
             if state in PAID:
                 return await self._approve(row, tx, attempt, post)
         except WeChatApiError as exc:
-            if not exc.outcome_unknown and exc.normalized_code != "ORDERPAID":
+            if exc.normalized_code in REQUEST_REFUSED:
                 await self._finish(row, RowState.DECLINED, f"{exc.code}: {exc.message}")
                 return post(PaymentDeclined(attempt, _decline_text(exc)))
+            if not exc.outcome_unknown and exc.normalized_code != "ORDERPAID":
+                # a business refusal may leave the order PAYERROR, and PAYERROR orders have
+                # been seen debited: tell the cashier now, then reverse it (wechatpay-v3 §4.1)
+                await self._note(row, f"refused: {exc.code}: {exc.message}; reversing")
+                post(PaymentDeclined(attempt, _decline_text(exc)))
+                await self._reverse(row, submitted)
+                return
             await self._note(row, f"create: outcome unknown ({exc.code})")
         except WeChatPayError as exc:
             await self._note(row, f"create: outcome unknown ({exc})")

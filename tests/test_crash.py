@@ -1,0 +1,129 @@
+"""Crash test: SIGKILL the terminal at random points, restart, recover, and check every payment.
+
+The sandbox runs in its own process; the terminal runs scripted sales in a child process
+(tests/crash_terminal.py). Each round kills the child at a random moment — sometimes while the
+sandbox holds answers back, so requests are in flight — then a second child only recovers, and
+the journal is checked against the sandbox. CRASH_ROUNDS=2000 runs a long campaign.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ROUNDS = int(os.environ.get("CRASH_ROUNDS", "25"))
+
+# journal final state -> sandbox trade_state values it may stand beside
+MATCHES = {
+    "APPROVED": {"SUCCESS"},
+    "CLOSED": {"CLOSED", None},
+    "REVERSED": {"REVOKED"},
+    "DECLINED": {None},  # refused before an order existed
+}
+
+
+def _control(url: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method="POST" if data else "GET")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        result: dict[str, object] = json.load(answer)
+        return result
+
+
+def _child(work: Path, url: str, seed: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_terminal", str(work), url, str(seed), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
+
+
+def _journal(work: Path) -> list[tuple[str, str, int]]:
+    db = sqlite3.connect(f"file:{work / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return list(db.execute("SELECT out_trade_no, state, amount_fen FROM payments"))
+    finally:
+        db.close()
+
+
+def check_consistency(work: Path, url: str) -> int:
+    """Assert the invariants after recovery; returns the number of journal rows."""
+    rows = _journal(work)
+    orders = {o["out_trade_no"]: o for o in _control(url, "/sandbox/orders")["orders"]}  # type: ignore[union-attr]
+    journal = {no: state for no, state, _ in rows}
+    unresolved = [no for no, state in journal.items() if state not in MATCHES]
+    assert not unresolved, f"rows left unresolved after recovery: {unresolved}"
+    for no, state in journal.items():
+        remote = orders.get(no, {}).get("trade_state")
+        assert remote in MATCHES[state], f"{no}: journal {state}, sandbox {remote}"
+    orphans = set(orders) - set(journal)
+    assert not orphans, f"orders sent without a journal row first: {orphans}"
+    paid = Counter(o["amount_total"] for o in orders.values() if o["trade_state"] == "SUCCESS")
+    twice = [amount for amount, n in paid.items() if n > 1]
+    assert not twice, f"customers charged twice (sale amounts): {twice}"
+    return len(rows)
+
+
+@pytest.mark.timeout(3600)
+def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> None:
+    sandbox = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pos_terminal.cli",
+            "sandbox",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path / "sandbox"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
+    assert sandbox.stdout is not None
+    rng = random.Random(20261126)
+    kills = in_flight = 0
+    try:
+        url = next(w for w in sandbox.stdout.readline().split() if w.startswith("http://"))
+        for round_no in range(ROUNDS):
+            slow = rng.random() < 0.4
+            _control(url, "/sandbox/faults", {"delay_s": rng.uniform(0.05, 0.4) if slow else 0})
+            child = _child(tmp_path, url, round_no)
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready", "the terminal did not recover"
+            time.sleep(rng.uniform(0.05, 2.5))
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            kills += 1
+            in_flight += sum(state in ("PENDING", "QR_SHOWN") for _, state, _ in _journal(tmp_path))
+            _control(url, "/sandbox/faults", {})
+            checker = _child(tmp_path, url, round_no, "--recover-only")
+            out, _ = checker.communicate(timeout=120)
+            assert checker.returncode == 0 and out.strip() == "recovered"
+            rows = check_consistency(tmp_path, url)
+    finally:
+        sandbox.send_signal(signal.SIGTERM)
+        sandbox.wait(timeout=30)
+    print(f"\ncrash test: {kills} kills, {in_flight} in flight, {rows} payments checked")
+    assert in_flight > 0, "no kill landed while a payment was in flight: the test proved nothing"
