@@ -80,6 +80,12 @@ class Mark:
 
     kind: str  # "text" | "qr" | "image" | "barcode" | "cut"
     value: str = ""
+    height: int = 1  # character magnification in force for a text line (1..8)
+    width: int = 1
+    bold: bool = False
+    align: int = 0  # ESC a: 0 left, 1 centre, 2 right (text, native QR)
+    module: int = 0  # native QR: dots per module (GS ( k fn 67); 0 for a raster code
+    image: Image.Image | None = field(default=None, compare=False)  # the raster, if printed so
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,11 @@ class _Decoder:
         self.cut = False
         self.qr_store = b""  # GS ( k fn 80 data waiting for fn 81
         self.graphic: Image.Image | None = None  # GS ( L fn 112 image waiting for fn 50
+        self.qr_module = 3  # GS ( k fn 67; 3 is the usual power-on default
+        self.print_mode = 0  # ESC ! bits: 3 bold, 4 double height, 5 double width
+        self.size = 0  # GS ! n: high nibble width - 1, low nibble height - 1
+        self.emphasis = False  # ESC E
+        self.align = 0
 
     # ---------------------------------------------------------------- output
 
@@ -117,24 +128,29 @@ class _Decoder:
         self.text.clear()
         self.line_open = False
         self.lines.append(line)
-        self.flow.append(Mark("text", line))
+        height = max(self.size % 16 + 1, 2 if self.print_mode & 0x10 else 1)
+        width = max(self.size // 16 + 1, 2 if self.print_mode & 0x20 else 1)
+        bold = self.emphasis or bool(self.print_mode & 0x08)
+        self.flow.append(Mark("text", line, height, width, bold, self.align))
 
     def flush_if_open(self) -> None:
         if self.line_open:
             self.flush()
 
-    def add_qr(self, payload: str) -> None:
+    def add_qr(self, payload: str, image: Image.Image | None = None) -> None:
         self.qr_payloads.append(payload)
-        self.flow.append(Mark("qr", payload))
+        module = 0 if image is not None else self.qr_module
+        self.flow.append(Mark("qr", payload, align=self.align, module=module, image=image))
 
     def add_image(self, image: Image.Image) -> None:
         self.flush_if_open()
         self.images.append(image)
         payloads = _read_qr(image)
-        for payload in payloads:
-            self.add_qr(payload)
+        for index, payload in enumerate(payloads):
+            self.add_qr(payload, image if index == 0 else None)
         if not payloads:
-            self.flow.append(Mark("image", f"{image.width}x{image.height}"))
+            size = f"{image.width}x{image.height}"
+            self.flow.append(Mark("image", size, align=self.align, image=image))
 
     # ---------------------------------------------------------------- tokens
 
@@ -198,11 +214,21 @@ class _Decoder:
             self.unknown.append(f"{prefix} {_name(code)} at {start}")
 
     def fixed(self, prefix: str, code: int, params: bytes) -> None:
+        if prefix == "GS" and code == 0x21:
+            self.size = params[0] & 0x77
         if prefix != "ESC":
             return
         if code == 0x40:
             self.text.clear()
             self.line_open = False
+            self.print_mode = self.size = self.align = 0
+            self.emphasis = False
+        elif code == 0x21:
+            self.print_mode = params[0]
+        elif code == 0x45:
+            self.emphasis = bool(params[0] & 1)
+        elif code == 0x61:
+            self.align = params[0] % 48 if params[0] % 48 <= 2 else 0
         elif code == 0x64:  # ESC d n: print the buffer, then n lines in all
             for _ in range(params[0]):
                 self.flush()
@@ -316,6 +342,8 @@ class _Decoder:
             return
         if body[1] == 80 and len(body) >= 3:
             self.qr_store = body[3:]
+        elif body[1] == 67 and len(body) >= 3:
+            self.qr_module = max(1, min(16, body[2]))
         elif body[1] == 81 and self.qr_store:
             self.flush_if_open()
             self.add_qr(self.qr_store.decode("utf-8", errors="replace"))

@@ -1,4 +1,7 @@
-"""Mock receipt printer: each job becomes `<name>.bin` (the bytes) and `<name>.txt` (decoded)."""
+"""Mock receipt printer: each job becomes `<name>.bin` (bytes), `<name>.txt` and `<name>.png`.
+
+Tests set `paper` and `online` to act out a paper-out or an unplugged printer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ import re
 from pathlib import Path
 from types import TracebackType
 
+from drivers.printer_escpos import PaperStatus
 from hw_mocks.escpos_decode import DecodedReceipt, decode, render_text
+from hw_mocks.receipt_png import ReceiptPainter
 from pos_terminal.errors import DeviceError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -22,13 +27,30 @@ def job_file_stem(name: str) -> str:
 
 
 class MockPrinter:
-    """Implements devices.ReceiptPrinter by writing files; `last` and `jobs` serve tests."""
+    """Implements devices.ReceiptPrinter by writing files; `last`, `jobs`, `names` serve tests.
 
-    def __init__(self, out_dir: Path, *, encoding: str = "gb18030") -> None:
+    `paper` is what the paper sensor reports; with `PaperStatus.OUT` or `online = False` a job
+    fails with DeviceError and nothing is written, as on a real printer that prints nothing.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        encoding: str = "gb18030",
+        dots_per_line: int = 384,
+        png: bool = True,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.encoding = codecs.lookup(encoding).name  # LookupError now, not at the first job
+        self.dots_per_line = dots_per_line
+        self.png = png
+        self.paper = PaperStatus.OK
+        self.online = True
         self.last: DecodedReceipt | None = None
         self.jobs = 0
+        self.names: list[str] = []
+        self._painter: ReceiptPainter | None = None
         self._open = False
 
     async def open(self) -> None:
@@ -50,23 +72,37 @@ class MockPrinter:
     ) -> None:
         await self.close()
 
+    async def paper_status(self) -> PaperStatus:
+        """The paper sensor; an offline printer does not answer, so that is UNKNOWN."""
+        return self.paper if self.online and self._open else PaperStatus.UNKNOWN
+
     async def print_job(self, name: str, data: bytes) -> None:
-        """Write the job's bytes and its text rendering.
+        """Write the job's bytes, its text rendering and (if enabled) its picture.
 
         Raises:
-            DeviceError: the printer is not open, or the files cannot be written.
+            DeviceError: the printer is not open, offline or out of paper, or the files
+                cannot be written.
         """
         if not self._open:
             raise DeviceError("mock printer: print_job before open(); open the printer first")
+        if not self.online:
+            raise DeviceError("mock printer: offline; check the cable and the power")
+        if self.paper is PaperStatus.OUT:
+            raise DeviceError("mock printer: paper out; load a new roll")
         stem = job_file_stem(name)
         decoded = await asyncio.to_thread(decode, data, encoding=self.encoding)
         try:
-            await asyncio.to_thread(self._write, stem, bytes(data), render_text(decoded))
+            await asyncio.to_thread(self._write, stem, bytes(data), decoded)
         except OSError as exc:
             raise DeviceError(f"mock printer: cannot write {self.out_dir / stem}: {exc}") from exc
         self.last = decoded
         self.jobs += 1
+        self.names.append(name)
 
-    def _write(self, stem: str, data: bytes, text: str) -> None:
+    def _write(self, stem: str, data: bytes, decoded: DecodedReceipt) -> None:
         (self.out_dir / f"{stem}.bin").write_bytes(data)
-        (self.out_dir / f"{stem}.txt").write_text(text, encoding="utf-8")
+        (self.out_dir / f"{stem}.txt").write_text(render_text(decoded), encoding="utf-8")
+        if self.png:
+            if self._painter is None:  # the font loads on the worker thread, once
+                self._painter = ReceiptPainter(self.dots_per_line)
+            self._painter.save(decoded, self.out_dir / f"{stem}.png")

@@ -11,6 +11,7 @@ from typing import Literal
 
 import yaml
 
+from drivers.printer_escpos import EscposPrinterConfig
 from pos_terminal.config_schema import NodeReader, bounds
 from pos_terminal.errors import ConfigError
 
@@ -35,8 +36,10 @@ class DisplayConfig:
 
 @dataclass(frozen=True)
 class PrinterConfig:
-    type: Literal["mock"] = "mock"
-    out_dir: str = "var/receipts"
+    type: Literal["mock", "escpos"] = "mock"
+    escpos: EscposPrinterConfig = field(default_factory=EscposPrinterConfig)  # a real printer
+    out_dir: str = "var/receipts"  # mock: where each receipt lands as .bin, .txt and .png
+    png: bool = True  # mock: also draw each receipt as a picture
     columns: int = field(default=32, metadata=bounds(min=24, max=64))
     dots_per_line: int = field(default=384, metadata=bounds(min=256, max=832))
     native_qr: bool = False

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pos_terminal.config import DevicesConfig
-from pos_terminal.errors import ConfigError
+from drivers.printer_escpos import PaperStatus
+from pos_terminal.config import DevicesConfig, PrinterConfig
 from pos_terminal.machine import Event, Screen
 
 Post = Callable[[Event], None]
@@ -40,6 +40,9 @@ class ReceiptPrinter(Protocol):
     async def print_job(self, name: str, data: bytes) -> None:
         """Print one receipt's ESC/POS bytes. Raises DeviceError when the printer fails."""
 
+    async def paper_status(self) -> PaperStatus:
+        """What the paper sensor says; UNKNOWN when the printer does not answer."""
+
 
 @dataclass
 class Devices:
@@ -53,14 +56,26 @@ def build_devices(config: DevicesConfig) -> Devices:
     """Instantiate the backends the configuration names (no I/O until `open`)."""
     from hw_mocks.display import MockDisplay
     from hw_mocks.keypad import MockKeypad
-    from hw_mocks.printer import MockPrinter
     from hw_mocks.scanner import MockScanner
 
-    if config.printer.type != "mock":
-        raise ConfigError(f"unknown printer type {config.printer.type!r}; valid: mock")
     return Devices(
         keypad=MockKeypad(),
         scanner=MockScanner(),
         display=MockDisplay(),
-        printer=MockPrinter(Path(config.printer.out_dir), encoding=config.printer.encoding),
+        printer=_printer(config.printer),
+    )
+
+
+def _printer(config: PrinterConfig) -> ReceiptPrinter:
+    if config.type == "escpos":
+        from drivers.printer_escpos import EscposPrinter
+
+        return EscposPrinter(config.escpos)
+    from hw_mocks.printer import MockPrinter
+
+    return MockPrinter(
+        Path(config.out_dir),
+        encoding=config.encoding,
+        dots_per_line=config.dots_per_line,
+        png=config.png,
     )

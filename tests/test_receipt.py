@@ -1,4 +1,4 @@
-"""The sale receipt, checked through our decoder: layout, widths, encodings, QR, cut."""
+"""The sale receipt, checked through our decoder: layout, widths, encodings, QR, cut, copies."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hw_mocks.escpos_decode import DecodedReceipt, decode
 from pos_terminal.receipt import (
+    Copy,
     PrinterProfile,
     SaleReceipt,
     TextEncoder,
@@ -40,9 +41,13 @@ def sale(**changes: object) -> SaleReceipt:
     return dataclasses.replace(receipt, **changes)  # type: ignore[arg-type]
 
 
-def printed(receipt: SaleReceipt, profile: PrinterProfile | None = None) -> DecodedReceipt:
+def printed(
+    receipt: SaleReceipt,
+    profile: PrinterProfile | None = None,
+    copies: tuple[Copy, ...] = (Copy.CUSTOMER,),
+) -> DecodedReceipt:
     profile = profile or PrinterProfile()
-    return decode(render_escpos(receipt, profile), encoding=profile.encoding)
+    return decode(render_escpos(receipt, profile, copies), encoding=profile.encoding)
 
 
 def line_with(decoded: DecodedReceipt, label: str) -> str:
@@ -51,7 +56,7 @@ def line_with(decoded: DecodedReceipt, label: str) -> str:
 
 
 def test_amount_is_right_aligned_at_column_32() -> None:
-    line = line_with(printed(sale()), "金额 Amount")
+    line = line_with(printed(sale()), "实付 Paid")
     assert line.endswith("￥12.34") and display_width(line) == 32
 
 
@@ -68,9 +73,9 @@ def test_every_field_is_printed_with_its_value() -> None:
 
 def test_decoded_text_is_the_layout() -> None:
     decoded = printed(sale(merchant_name=LONG_NAME))
-    assert [line for line in decoded.lines if line] == layout_sale(
-        sale(merchant_name=LONG_NAME), PrinterProfile()
-    )
+    assert [line for line in decoded.lines if line] == [
+        line for line in layout_sale(sale(merchant_name=LONG_NAME), PrinterProfile()) if line
+    ]
 
 
 def test_raster_qr_decodes_to_the_order_number() -> None:
@@ -119,7 +124,7 @@ def test_display_width_counts_wide_as_two_and_combining_as_zero() -> None:
 
 def test_reprint_is_marked_and_missing_code_is_left_out() -> None:
     decoded = printed(sale(reprint=True, masked_code=None))
-    assert any("重打印 REPRINT" in line for line in decoded.lines)
+    assert any("重印 REPRINT" in line for line in decoded.lines)
     assert not any(line.startswith("付款码") for line in decoded.lines)
 
 
@@ -128,7 +133,7 @@ def test_chinese_text_round_trips_in_both_encodings(encoding: str) -> None:
     name = "好邻居·café（中关村）"
     decoded = printed(sale(merchant_name=name), PrinterProfile(encoding=encoding))
     assert decoded.lines[0].strip() == name
-    assert line_with(decoded, "金额 Amount").endswith("￥12.34")
+    assert line_with(decoded, "实付 Paid").endswith("￥12.34")
 
 
 def test_half_width_yen_sign_is_printed_full_width() -> None:
@@ -141,12 +146,12 @@ def test_character_outside_gbk_prints_as_question_mark_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     name = "𠮷野家 𠮷"  # U+20BB7 is in GB18030 but not in GBK
-    with caplog.at_level(logging.WARNING, logger="pos_terminal.receipt"):
+    with caplog.at_level(logging.WARNING, logger="pos_terminal.receipts.text"):
         gbk = printed(sale(merchant_name=name), PrinterProfile(encoding="gbk"))
     assert gbk.lines[0].strip() == "?野家 ?"
     assert len(caplog.records) == 1
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="pos_terminal.receipt"):
+    with caplog.at_level(logging.WARNING, logger="pos_terminal.receipts.text"):
         gb18030 = printed(sale(merchant_name=name))
     assert gb18030.lines[0].strip() == name and caplog.records == []
 
@@ -183,5 +188,18 @@ def test_every_line_fits_32_columns(name: str, fen: int, ascii_id: str) -> None:
     receipt = sale(merchant_name=name, amount_fen=fen, out_trade_no=ascii_id, store_id=ascii_id)
     lines = layout_sale(receipt, PrinterProfile())
     assert all(display_width(line, ambiguous=2) <= 32 for line in lines)
-    amount = line_with(printed(receipt, PrinterProfile(native_qr=True)), "金额 Amount")
+    amount = line_with(printed(receipt, PrinterProfile(native_qr=True)), "实付 Paid")
     assert amount.endswith(f"{fen // 100}.{fen % 100:02d}") and display_width(amount) == 32
+
+
+def test_one_job_holds_the_merchant_copy_then_the_customer_copy() -> None:
+    decoded = printed(sale(), PrinterProfile(cutter=True), copies=(Copy.MERCHANT, Copy.CUSTOMER))
+    labels = [line.strip() for line in decoded.lines if "COPY" in line]
+    assert labels == ["商户存根 MERCHANT COPY", "持卡人存根 CUSTOMER COPY"]
+    assert [mark.kind for mark in decoded.flow].count("cut") == 2
+    assert decoded.qr_payloads == [sale().out_trade_no] * 2
+
+
+def test_default_job_prints_both_copies() -> None:
+    data = render_escpos(sale(), PrinterProfile())
+    assert sum("COPY" in line for line in decode(data).lines) == 2
