@@ -40,6 +40,8 @@ class PrinterConfig:
     escpos: EscposPrinterConfig = field(default_factory=EscposPrinterConfig)  # a real printer
     out_dir: str = "var/receipts"  # mock: where each receipt lands as .bin, .txt and .png
     png: bool = True  # mock: also draw each receipt as a picture
+    # while receipts wait for a printer that failed, look at it this often
+    check_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=600.0))
     columns: int = field(default=32, metadata=bounds(min=24, max=64))
     dots_per_line: int = field(default=384, metadata=bounds(min=256, max=832))
     native_qr: bool = False

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 HELP = (
     "收银 Cashier: 0-9 amount · Enter confirm · Backspace · Del clear · Esc cancel · q show QR",
+    "              r reprint the last receipt",
     "顾客 Customer: w show WeChat code · s pay slowly (password) · n code, no balance",
     "               p scan & pay the QR on screen · Ctrl-C quit",
 )
@@ -84,6 +85,8 @@ def compose(view: View, status: str) -> str:
     state = f"状态 State: {view.state.phase}"
     if view.state.notice:
         state += f" · {view.state.notice}"
+    if view.state.printer_notice:
+        state += f" · 打印机需要处理 Printer needs attention: {view.state.printer_notice}"
     return "\n".join([state, *body, "", *HELP, status])
 
 
@@ -146,6 +149,7 @@ class Console:
             "\x1b[3~": Key.CLEAR,
             "\x1b": Key.CANCEL,
             "q": Key.QR,
+            "r": Key.REPRINT,
         }
         if key.isdigit() and len(key) == 1:
             self.keypad.press(key)

@@ -253,6 +253,22 @@ class Journal:
         ).fetchall()
         return [_row(r) for r in found]
 
+    def unprinted_sales(self) -> list[PaymentRow]:
+        """Approved sales whose receipt has not printed yet, oldest first."""
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM payments WHERE state = ? AND printed = 0 ORDER BY id",
+            (RowState.APPROVED,),
+        ).fetchall()
+        return [_row(r) for r in found]
+
+    def latest_sale(self) -> PaymentRow | None:
+        """The most recent approved sale (what a reprint prints)."""
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM payments WHERE state = ? ORDER BY id DESC LIMIT 1",
+            (RowState.APPROVED,),
+        ).fetchone()
+        return _row(found) if found is not None else None
+
     def rows(self) -> list[PaymentRow]:
         return [_row(r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM payments ORDER BY id")]
 

@@ -38,6 +38,7 @@ class Key(StrEnum):
     CLEAR = "clear"
     CANCEL = "cancel"
     QR = "qr"  # "show a QR code for the customer to scan"
+    REPRINT = "reprint"  # print the last receipt again, marked 重印 REPRINT
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,14 @@ class TimerExpired:
     name: str
 
 
+@dataclass(frozen=True)
+class PrinterChanged:
+    """The printer failed or came back; it is news in every phase, so RULES do not list it."""
+
+    ok: bool
+    message: str = ""
+
+
 Event = (
     KeyPressed
     | CodeScanned
@@ -118,6 +127,7 @@ Event = (
     | PaymentCancelled
     | PrintDone
     | TimerExpired
+    | PrinterChanged
 )
 
 # ---------------------------------------------------------------------------- effects
@@ -162,6 +172,11 @@ class PrintReceipt:
 
 
 @dataclass(frozen=True)
+class ReprintLast:
+    """Print the most recent approved sale again."""
+
+
+@dataclass(frozen=True)
 class StartTimer:
     name: str
     seconds_key: str  # which configured duration: "awaiting", "qr_expiry", "result_hold"
@@ -178,6 +193,7 @@ Effect = (
     | StartNativePayment
     | CancelPayment
     | PrintReceipt
+    | ReprintLast
     | StartTimer
     | CancelTimer
 )
@@ -193,6 +209,7 @@ class State:
     code_url: str | None = None
     notice: str = ""  # one line for the cashier (declined reason, refused scan ...)
     last_sale: ApprovedSale | None = None
+    printer_notice: str = ""  # why the printer needs attention; empty when it is fine
 
 
 Outcome = tuple[State, list[Effect]]
@@ -395,6 +412,10 @@ def _printed(state: State, event: Event) -> Outcome:
     ]
 
 
+def _reprint(state: State, event: Event) -> Outcome:
+    return state, [ReprintLast()]
+
+
 # ---------------------------------------------------------------------------- the table
 
 
@@ -433,6 +454,8 @@ RULES: tuple[Rule, ...] = (
     *(Rule(src, "PaymentDeclined", (P.DECLINED,), _declined) for src in _WAITING_FOR_RESULT),
     *(Rule(src, "PaymentCancelled", (P.DECLINED,), _cancelled) for src in _WAITING_FOR_RESULT),
     Rule(P.PRINTING, "PrintDone", (P.APPROVED,), _printed),
+    Rule(P.IDLE, "reprint", (P.IDLE,), _reprint),
+    Rule(P.APPROVED, "reprint", (P.APPROVED,), _reprint),
     Rule(P.APPROVED, "digit", (P.ENTERING_AMOUNT,), _digit),
     Rule(P.APPROVED, "enter", (P.IDLE,), _to_idle),
     Rule(P.APPROVED, "cancel", (P.IDLE,), _to_idle),
@@ -457,6 +480,8 @@ def trigger_of(event: Event) -> str:
 
 def step(state: State, event: Event) -> Outcome:
     """Advance the sale by one event. Events with no rule in the current phase are ignored."""
+    if isinstance(event, PrinterChanged):
+        return replace(state, printer_notice="" if event.ok else event.message), []
     rule = _BY_TRIGGER.get((state.phase, trigger_of(event)))
     if rule is None:
         return state, []

@@ -19,15 +19,10 @@ from pos_terminal.devices import Devices
 from pos_terminal.errors import PosError
 from pos_terminal.journal import JournalWorker
 from pos_terminal.payments.wechat_flow import WeChatPayments
-from pos_terminal.receipt import PrinterProfile, SaleReceipt, layout_sale, render_escpos
+from pos_terminal.printing import ReceiptDesk
 from pos_terminal.recovery import recover
 
 log = logging.getLogger(__name__)
-
-METHOD_LABELS = {
-    "wechat_code": "微信支付 WeChat Pay 付款码",
-    "wechat_native": "微信支付 WeChat Pay 扫码",
-}
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,6 @@ class Runtime:
         self.clock = clock
         self.state = m.initial_state()
         self.screen = m.Screen("正在启动 Starting")
-        self.receipt_lines: tuple[str, ...] = ()
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()
         self._events: asyncio.Queue[m.Event] = asyncio.Queue()
@@ -71,13 +65,7 @@ class Runtime:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._attempts: dict[int, _Attempt] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._profile = PrinterProfile(
-            columns=config.devices.printer.columns,
-            dots_per_line=config.devices.printer.dots_per_line,
-            native_qr=config.devices.printer.native_qr,
-            cutter=config.devices.printer.cutter,
-            encoding=config.devices.printer.encoding,
-        )
+        self.desk = ReceiptDesk(config, devices.printer, journal, self.post)
 
     # ------------------------------------------------------------------ public
 
@@ -87,6 +75,10 @@ class Runtime:
         if loop is None:
             raise RuntimeError("the runtime is not running")
         loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    @property
+    def receipt_lines(self) -> tuple[str, ...]:
+        return self.desk.lines
 
     def stop(self) -> None:
         """Ask the loop to finish; an in-flight payment stays in the journal for recovery."""
@@ -109,6 +101,7 @@ class Runtime:
         self._apply(m.Show(self.screen))
         try:
             self._spawn(self._recover())
+            self._spawn(self.desk.watch())
             stopper = asyncio.create_task(self._stop.wait())
             while not self._stop.is_set():
                 getter = asyncio.create_task(self._events.get())
@@ -162,7 +155,9 @@ class Runtime:
                 if current is not None:
                     current.cancel.set()
             case m.PrintReceipt(sale):
-                self._spawn(self._print(sale))
+                self._spawn(self.desk.print_sale(sale.out_trade_no))
+            case m.ReprintLast():
+                self._spawn(self.desk.reprint_last())
 
     def _duration(self, key: str) -> float:
         return {
@@ -199,30 +194,6 @@ class Runtime:
                 self.post(m.PaymentDeclined(attempt, f"系统错误 System error: {exc}"))
 
         entry.task = self._spawn(guarded())
-
-    async def _print(self, sale: m.ApprovedSale) -> None:
-        merchant = self.config.merchant
-        receipt = SaleReceipt(
-            merchant_name=merchant.name,
-            store_id=merchant.store_id,
-            terminal_id=merchant.terminal_id,
-            time=self.clock.now(),
-            method_label=METHOD_LABELS.get(sale.method, sale.method),
-            amount_fen=sale.amount_fen,
-            out_trade_no=sale.out_trade_no,
-            transaction_id=sale.transaction_id,
-            masked_code=sale.masked_code,
-        )
-        try:
-            data = await asyncio.to_thread(render_escpos, receipt, self._profile)
-            self.receipt_lines = tuple(layout_sale(receipt, self._profile))
-            await self.devices.printer.print_job(sale.out_trade_no, data)
-            await self.journal(lambda j: j.mark_printed(sale.out_trade_no))
-        except Exception as exc:  # one site per print job: the sale stays approved regardless
-            log.exception("receipt for %s not printed", sale.out_trade_no)
-            self.post(m.PrintDone(False, str(exc)))
-            return
-        self.post(m.PrintDone(True))
 
     async def _recover(self) -> None:
         self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))

@@ -70,6 +70,7 @@ merchant:
 devices:
   printer:
     out_dir: {tmp / "receipts"}
+    check_interval_s: 0.1
 journal:
   path: {tmp / "journal.sqlite"}
 {wechat}{FAST_TIMINGS.format(deadline=deadline, qr_poll=qr_poll)}"""

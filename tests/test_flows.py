@@ -7,6 +7,7 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
+from drivers.printer_escpos import PaperStatus
 from hw_mocks.customer import Wallet
 from hw_mocks.wechat_sandbox import WeChatSandbox
 from pos_terminal.app import open_terminal
@@ -354,3 +355,44 @@ def test_sales_fail_over_to_the_backup_host_when_the_primary_is_down(tmp_path: P
             asyncio.run(scenario())
         finally:
             sandbox.stop()
+
+
+def test_paper_out_mid_sale_prints_the_receipt_once_paper_is_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            h.printer.paper = PaperStatus.OUT
+            await h.ring_up("2500")
+            h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+            state = await h.result()
+            assert state.phase is Phase.APPROVED and "Paper out" in state.printer_notice
+            [row] = await h.rows()
+            assert row.state is RowState.APPROVED and not row.printed
+            assert h.printer.jobs == 0
+            h.printer.paper = PaperStatus.OK
+            await h.until(lambda s: s.printer_notice == "")
+            [row] = await h.rows()
+            assert row.printed and h.printer.jobs == 1
+            assert h.printer.names == [row.out_trade_no]
+            assert any("￥25.00" in line for line in h.printer.last.lines)  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+
+
+def test_the_cashier_can_reprint_the_last_receipt(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            await h.ring_up("1888")
+            h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+            await h.result()
+            [row] = await h.rows()
+            h.keypad.press(Key.REPRINT)
+            for _ in range(100):
+                if h.printer.jobs == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert h.printer.names == [row.out_trade_no, f"{row.out_trade_no}-reprint"]
+            text = "\n".join(h.printer.last.lines)  # type: ignore[union-attr]
+            assert "重印 REPRINT" in text and "￥18.88" in text and row.out_trade_no in text
+            assert h.printer.last.qr_payloads == [row.out_trade_no] * 2  # type: ignore[union-attr]
+
+    asyncio.run(scenario())

@@ -32,6 +32,7 @@ EXAMPLES: dict[str, m.Event] = {
     "clear": key(Key.CLEAR),
     "cancel": key(Key.CANCEL),
     "qr": key(Key.QR),
+    "reprint": key(Key.REPRINT),
     "CodeScanned": m.CodeScanned(WECHAT_CODE),
     "RecoveryDone": m.RecoveryDone(0),
     "QrReady": m.QrReady(3, "weixin://wxpay/bizpayurl?pr=abc"),
@@ -194,6 +195,19 @@ def test_a_digit_after_a_result_starts_the_next_sale() -> None:
     state, effects = m.step(at(Phase.APPROVED), key("5"))
     assert state.phase is Phase.ENTERING_AMOUNT and state.amount_fen == 5
     assert m.CancelTimer(m.TIMER_RESULT) in effects
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_printer_news_only_sets_the_notice_in_every_phase(phase: Phase) -> None:
+    state = at(phase)
+    broken, effects = m.step(state, m.PrinterChanged(False, "缺纸 Paper out"))
+    assert broken == replace(state, printer_notice="缺纸 Paper out") and effects == []
+    assert m.step(broken, m.PrinterChanged(True)) == (state, [])
+
+
+@pytest.mark.parametrize("phase", [Phase.IDLE, Phase.APPROVED])
+def test_reprint_asks_for_the_last_receipt_again(phase: Phase) -> None:
+    assert m.step(at(phase), key(Key.REPRINT)) == (at(phase), [m.ReprintLast()])
 
 
 def test_the_diagram_names_every_rule() -> None:

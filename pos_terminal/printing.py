@@ -1,0 +1,132 @@
+"""Receipts from the journal to the printer: first prints, reprints, and catching up after a fault.
+
+A receipt is always built from the journal row, so a sale approved while the printer was out of
+paper (or approved during recovery) prints the same receipt later, and a reprint is identical
+but for its 重印 REPRINT mark. The loop never waits on the printer: this runs as tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from drivers.printer_escpos import PaperStatus
+from pos_terminal.config import Config
+from pos_terminal.devices import ReceiptPrinter
+from pos_terminal.errors import DeviceError
+from pos_terminal.journal import JournalWorker, PaymentRow
+from pos_terminal.machine import Event, PrintDone, PrinterChanged
+from pos_terminal.receipt import PrinterProfile, SaleReceipt, layout_sale, render_escpos
+
+log = logging.getLogger(__name__)
+
+METHOD_LABELS = {
+    "wechat_code": "微信支付 WeChat Pay 付款码",
+    "wechat_native": "微信支付 WeChat Pay 扫码",
+}
+PAPER_OUT = "缺纸 Paper out: load paper, the receipt will print"
+
+
+class ReceiptDesk:
+    def __init__(
+        self,
+        config: Config,
+        printer: ReceiptPrinter,
+        journal: JournalWorker,
+        post: Callable[[Event], None],
+    ) -> None:
+        self.config = config
+        self.printer = printer
+        self.journal = journal
+        self.post = post
+        self.lines: tuple[str, ...] = ()  # the last receipt as text, for the console
+        self._attention = False
+        self._lock = asyncio.Lock()  # one job at a time, in order
+        p = config.devices.printer
+        self.profile = PrinterProfile(
+            columns=p.columns,
+            dots_per_line=p.dots_per_line,
+            native_qr=p.native_qr,
+            cutter=p.cutter,
+            encoding=p.encoding,
+        )
+
+    async def print_sale(self, out_trade_no: str) -> None:
+        """The first print of an approved sale; the machine hears PrintDone either way."""
+        row = await self.journal(lambda j: j.by_out_trade_no(out_trade_no))
+        error = "no such sale in the journal" if row is None else await self._print(row, False)
+        self.post(PrintDone(error is None, error or ""))
+
+    async def reprint_last(self) -> None:
+        row = await self.journal(lambda j: j.latest_sale())
+        if row is not None:
+            await self._print(row, True)
+
+    async def watch(self) -> None:
+        """While receipts wait on a failed printer, check it and print them when it is back."""
+        while True:
+            await asyncio.sleep(self.config.devices.printer.check_interval_s)
+            waiting = await self.journal(lambda j: j.unprinted_sales())
+            if not waiting and not self._attention:
+                continue
+            if await self._paper() is PaperStatus.OUT:
+                self._trouble(PAPER_OUT)
+                continue
+            for row in waiting:
+                if await self._print(row, False) is not None:
+                    break
+            else:
+                self._fine()
+
+    async def _print(self, row: PaymentRow, reprint: bool) -> str | None:
+        """Print one receipt; None when it printed, else why not (the printer needs attention)."""
+        receipt = self.receipt_for(row, reprint=reprint)
+        async with self._lock:
+            try:
+                if await self._paper() is PaperStatus.OUT:
+                    raise DeviceError(PAPER_OUT)
+                data = await asyncio.to_thread(render_escpos, receipt, self.profile)
+                name = f"{row.out_trade_no}-reprint" if reprint else row.out_trade_no
+                await self.printer.print_job(name, data)
+                if not reprint:
+                    await self.journal(lambda j: j.mark_printed(row.out_trade_no))
+            except Exception as exc:  # one site per print job: the sale stays approved regardless
+                log.warning("receipt for %s not printed: %s", row.out_trade_no, exc)
+                self._trouble(str(exc))
+                return str(exc)
+        self.lines = tuple(layout_sale(receipt, self.profile))
+        self._fine()
+        return None
+
+    def receipt_for(self, row: PaymentRow, *, reprint: bool) -> SaleReceipt:
+        merchant = self.config.merchant
+        return SaleReceipt(
+            merchant_name=merchant.name,
+            store_id=merchant.store_id,
+            terminal_id=merchant.terminal_id,
+            time=datetime.fromisoformat(row.updated_at),
+            method_label=METHOD_LABELS.get(row.method, row.method),
+            amount_fen=row.amount_fen,
+            out_trade_no=row.out_trade_no,
+            transaction_id=row.transaction_id or "",
+            masked_code=row.masked_code,
+            reprint=reprint,
+        )
+
+    async def _paper(self) -> PaperStatus:
+        try:
+            return await self.printer.paper_status()
+        except Exception:  # a status query is advice: failing it must not stop a print
+            log.exception("paper status query failed")
+            return PaperStatus.UNKNOWN
+
+    def _trouble(self, message: str) -> None:
+        self._attention = True
+        self.post(PrinterChanged(False, message))
+
+    def _fine(self) -> None:
+        if self._attention:
+            self._attention = False
+            self.post(PrinterChanged(True))
