@@ -1,6 +1,11 @@
-"""Mock code scanner: delivers whatever a test, the demo or the mock customer presents."""
+"""Mock code scanner: delivers whatever a test, the demo or the mock customer presents, one code
+at a time (`scan`) or a list played in order (`play`).
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
 
 from pos_terminal.devices import Post
 from pos_terminal.machine import CodeScanned
@@ -22,3 +27,10 @@ class MockScanner:
             raise RuntimeError("the mock scanner is not open")
         self.scanned.append(code)
         self._post(CodeScanned(code))
+
+    async def play(self, codes: Iterable[str], interval_s: float = 0.0) -> None:
+        """Scan each code in order, `interval_s` apart (a customer after another)."""
+        for i, code in enumerate(codes):
+            if i and interval_s:
+                await asyncio.sleep(interval_s)
+            self.scan(code)

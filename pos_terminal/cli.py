@@ -38,8 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--state-dir", type=Path, default=Path("var/sandbox"))
 
     commands.add_parser("diagram", help="print the sale state machine as a Mermaid diagram")
+    commands.add_parser(
+        "decode", help="decode payment codes in image files (camera check)", add_help=False
+    )
 
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["decode"]:
+        from pos_terminal.decode_cli import main as decode_main
+
+        return decode_main(arguments[1:])
+    args = parser.parse_args(arguments)
     try:
         if args.command == "diagram":
             from pos_terminal.machine import mermaid

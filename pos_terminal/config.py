@@ -11,9 +11,14 @@ from typing import Literal
 
 import yaml
 
+from drivers.camera import CameraConfig
+from drivers.hid_keypad import HidKeypadConfig
+from drivers.hid_scanner import HidScannerConfig
 from drivers.printer_escpos import EscposPrinterConfig
+from drivers.serial_scanner import SerialScannerConfig
 from pos_terminal.config_schema import NodeReader, bounds
 from pos_terminal.errors import ConfigError
+from pos_terminal.payments.codes import CodeRules, CodeRulesConfig
 
 
 @dataclass(frozen=True)
@@ -25,8 +30,17 @@ class MerchantConfig:
 
 
 @dataclass(frozen=True)
-class InputDeviceConfig:
-    type: Literal["mock"] = "mock"
+class KeypadConfig:
+    type: Literal["mock", "hid"] = "mock"
+    hid: HidKeypadConfig | None = None  # required with type: hid
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    type: Literal["mock", "camera", "hid", "serial"] = "mock"
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    serial: SerialScannerConfig = field(default_factory=SerialScannerConfig)
+    hid: HidScannerConfig | None = None  # required with type: hid
 
 
 @dataclass(frozen=True)
@@ -51,8 +65,8 @@ class PrinterConfig:
 
 @dataclass(frozen=True)
 class DevicesConfig:
-    keypad: InputDeviceConfig = InputDeviceConfig()
-    scanner: InputDeviceConfig = InputDeviceConfig()
+    keypad: KeypadConfig = KeypadConfig()
+    scanner: ScannerConfig = ScannerConfig()
     display: DisplayConfig = DisplayConfig()
     printer: PrinterConfig = PrinterConfig()
 
@@ -80,6 +94,7 @@ class WeChatConfig:
 
 @dataclass(frozen=True)
 class PaymentConfig:
+    codes: CodeRulesConfig = field(default_factory=CodeRulesConfig)  # which scans are payments
     code_poll_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=60.0))
     code_deadline_s: float = field(default=45.0, metadata=bounds(min=1.0, max=600.0))
     reverse_min_delay_s: float = field(default=15.0, metadata=bounds(min=0.0, max=120.0))
@@ -136,10 +151,40 @@ def parse_config(text: str, name: str = "<config>") -> Config:
         raise ConfigError(f"not valid YAML: {exc.problem}", file=name, line=line) from exc
     if node is None:
         raise ConfigError("the file is empty", file=name)
-    config: Config = NodeReader(name).read(Config, node, "")
+    reader = NodeReader(name)
+    config: Config = reader.read(Config, node, "")
     if not config.wechat.sandbox.enabled:
-        _require_production_wechat(config.wechat, NodeReader(name), node)
+        _require_production_wechat(config.wechat, reader, node)
+    devices = config.devices
+    if devices.keypad.type == "hid" and devices.keypad.hid is None:
+        raise reader.error(node, "devices.keypad.hid", "required with type: hid (its device path)")
+    if devices.scanner.type == "hid" and devices.scanner.hid is None:
+        raise reader.error(node, "devices.scanner.hid", "required with type: hid (its device path)")
+    rules = code_rules(config, reader, node)
+    for provider in rules.enabled:
+        if provider != "wechat":
+            raise reader.error(
+                node,
+                "payment.codes.providers",
+                f"{provider} cannot be enabled: only WeChat Pay is wired",
+            )
     return config
+
+
+def code_rules(
+    config: Config, reader: NodeReader | None = None, node: yaml.Node | None = None
+) -> CodeRules:
+    """The payment-code rules the configuration describes.
+
+    Raises:
+        ConfigError: a rule is malformed (bad prefix range, digit counts).
+    """
+    try:
+        return CodeRules.from_config(config.payment.codes)
+    except ConfigError as exc:
+        if reader is None:
+            raise
+        raise reader.error(node, exc.key, exc.reason) from exc
 
 
 def _require_production_wechat(wechat: WeChatConfig, reader: NodeReader, node: yaml.Node) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from drivers.printer_escpos import PaperStatus
-from pos_terminal.config import DevicesConfig, PrinterConfig
 from pos_terminal.machine import Event, Screen
+
+if TYPE_CHECKING:  # config imports the drivers' settings, and the drivers import this module
+    from pos_terminal.config import DevicesConfig, KeypadConfig, PrinterConfig, ScannerConfig
 
 Post = Callable[[Event], None]
 
@@ -55,15 +57,41 @@ class Devices:
 def build_devices(config: DevicesConfig) -> Devices:
     """Instantiate the backends the configuration names (no I/O until `open`)."""
     from hw_mocks.display import MockDisplay
-    from hw_mocks.keypad import MockKeypad
-    from hw_mocks.scanner import MockScanner
 
     return Devices(
-        keypad=MockKeypad(),
-        scanner=MockScanner(),
+        keypad=_keypad(config.keypad),
+        scanner=_scanner(config.scanner),
         display=MockDisplay(),
         printer=_printer(config.printer),
     )
+
+
+def _keypad(config: KeypadConfig) -> InputDevice:
+    if config.hid is not None:
+        from drivers.hid_keypad import HidKeypad
+
+        return HidKeypad(config.hid)
+    from hw_mocks.keypad import MockKeypad
+
+    return MockKeypad()
+
+
+def _scanner(config: ScannerConfig) -> InputDevice:
+    if config.type == "camera":
+        from drivers.camera import CameraScanner
+
+        return CameraScanner(config.camera)
+    if config.type == "serial":
+        from drivers.serial_scanner import SerialScanner
+
+        return SerialScanner(config.serial)
+    if config.hid is not None:
+        from drivers.hid_scanner import HidScanner
+
+        return HidScanner(config.hid)
+    from hw_mocks.scanner import MockScanner
+
+    return MockScanner()
 
 
 def _printer(config: PrinterConfig) -> ReceiptPrinter:

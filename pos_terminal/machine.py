@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from pos_terminal import money
-from pos_terminal.payments.codes import classify_code
+from pos_terminal.payments.codes import DEFAULT_RULES, CodeRules
 
 # ---------------------------------------------------------------------------- states and events
 
@@ -210,6 +210,7 @@ class State:
     notice: str = ""  # one line for the cashier (declined reason, refused scan ...)
     last_sale: ApprovedSale | None = None
     printer_notice: str = ""  # why the printer needs attention; empty when it is fine
+    code_rules: CodeRules = DEFAULT_RULES  # which scans are payment codes (from config)
 
 
 Outcome = tuple[State, list[Effect]]
@@ -297,7 +298,7 @@ def _awaiting_screen(fen: int, notice: str = "") -> Screen:
 def _scanned(state: State, event: Event) -> Outcome:
     assert isinstance(event, CodeScanned)
     code = event.code.strip()
-    verdict = classify_code(code)
+    verdict = state.code_rules.classify(code)
     if verdict.refusal:
         notice = verdict.refusal
         return _show(replace(state, notice=notice), _awaiting_screen(state.amount_fen, notice))
@@ -489,8 +490,8 @@ def step(state: State, event: Event) -> Outcome:
     return outcome if outcome is not None else (state, [])
 
 
-def initial_state() -> State:
-    return State()
+def initial_state(code_rules: CodeRules = DEFAULT_RULES) -> State:
+    return State(code_rules=code_rules)
 
 
 def mermaid() -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pos_terminal import machine as m
 from pos_terminal.clock import Clock
-from pos_terminal.config import Config
+from pos_terminal.config import Config, code_rules
 from pos_terminal.devices import Devices
 from pos_terminal.errors import PosError
 from pos_terminal.journal import JournalWorker
@@ -54,7 +54,7 @@ class Runtime:
         self.payments = payments
         self.journal = journal
         self.clock = clock
-        self.state = m.initial_state()
+        self.state = m.initial_state(code_rules(config))
         self.screen = m.Screen("正在启动 Starting")
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()

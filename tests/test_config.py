@@ -109,3 +109,40 @@ def test_the_command_line_reports_a_config_error_in_one_line(tmp_path: Path) -> 
         f"config error: {bad}:8: jornal: unknown key (did you mean 'journal'?); valid keys: "
         "devices, journal, merchant, payment, screen, wechat"
     ]
+
+
+def test_a_hid_scanner_needs_its_device() -> None:
+    err = error_of(MINIMAL + "devices:\n  scanner:\n    type: hid\n")
+    assert err.key == "devices.scanner.hid" and "device path" in str(err)
+
+
+def test_real_scanners_and_keypads_are_configured_by_type() -> None:
+    text = MINIMAL + (
+        "devices:\n"
+        "  keypad:\n    type: hid\n    hid:\n      device: /dev/input/by-id/kbd\n"
+        "  scanner:\n    type: serial\n    serial:\n      port: /dev/ttyACM0\n      suffix: CRLF\n"
+    )
+    config = parse_config(text)
+    assert config.devices.keypad.hid is not None
+    assert config.devices.keypad.hid.device == "/dev/input/by-id/kbd"
+    assert config.devices.scanner.serial.suffix == "CRLF"
+
+
+def test_a_bad_code_prefix_names_file_and_key() -> None:
+    text = MINIMAL + (
+        "payment:\n  codes:\n    providers:\n"
+        "      - {name: wechat, label_zh: 微信, label_en: WeChat, min_digits: 18,"
+        " max_digits: 18, prefixes: ['15-10'], enabled: true}\n"
+    )
+    err = error_of(text)
+    assert err.file == "t.yaml" and err.key == "payment.codes.providers[0].prefixes[0]"
+
+
+def test_providers_other_than_wechat_cannot_be_enabled_yet() -> None:
+    text = MINIMAL + (
+        "payment:\n  codes:\n    providers:\n"
+        "      - {name: alipay, label_zh: 支付宝, label_en: Alipay, min_digits: 16,"
+        " max_digits: 24, prefixes: ['25-30'], enabled: true}\n"
+    )
+    err = error_of(text)
+    assert err.key == "payment.codes.providers" and "alipay cannot be enabled" in str(err)

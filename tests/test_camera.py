@@ -1,0 +1,172 @@
+"""The camera scanner driver on the mock camera: each code delivered once, busy frames skipped."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from drivers.camera import CameraConfig, CameraScanner
+from drivers.decoders import Decoded, Grey, build_decoder
+from hw_mocks.camera import Distortion, MockCamera, empty_frame, frame, payment_code, render_qr
+from pos_terminal.errors import DeviceError
+from pos_terminal.machine import CodeScanned, Event
+from pos_terminal.payments.codes import RepeatFilter
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def qr_frame(code: str, seed: int = 0) -> np.ndarray:
+    return frame(render_qr(code, 4), Distortion(rotate=seed * 7.0, noise=6), seed=seed)
+
+
+async def test_a_code_held_in_view_is_delivered_once() -> None:
+    code = payment_code(1)
+    frames = [empty_frame("scene"), *(qr_frame(code, i) for i in range(8))]
+    camera = MockCamera(frames, frame_interval_s=0.02)
+    posted: list[Event] = []
+    scanner = CameraScanner(CameraConfig(), camera, decoder=build_decoder("zxing"))
+    await scanner.open(posted.append)
+    wait_for(lambda: camera.reads == 9 and scanner.stats.decoded >= 3)
+    await scanner.close()
+    assert posted == [CodeScanned(code)]
+
+
+async def test_the_same_code_is_delivered_again_after_the_repeat_window() -> None:
+    code = payment_code(2)
+    clock = Clock()
+    camera = MockCamera([qr_frame(code)], loop=True, frame_interval_s=0.002)
+    posted: list[Event] = []
+    scanner = CameraScanner(CameraConfig(repeat_window_s=3.0), camera, clock=clock)
+    await scanner.open(posted.append)
+    wait_for(lambda: scanner.stats.decoded >= 3)
+    clock.now += 10.0  # the code left the view and came back: a new scan
+    decoded = scanner.stats.decoded
+    wait_for(lambda: scanner.stats.decoded >= decoded + 3)
+    await scanner.close()
+    assert posted == [CodeScanned(code), CodeScanned(code)]
+
+
+async def test_two_different_codes_are_both_delivered() -> None:
+    first, second = payment_code(3), payment_code(4)
+    camera = MockCamera([qr_frame(first), qr_frame(second)], frame_interval_s=0.05)
+    posted: list[Event] = []
+    scanner = CameraScanner(CameraConfig(), camera)
+    await scanner.open(posted.append)
+    wait_for(lambda: len(posted) == 2)
+    await scanner.close()
+    assert posted == [CodeScanned(first), CodeScanned(second)]
+
+
+class SlowDecoder:
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+
+    def decode(self, grey: Grey) -> list[Decoded]:
+        self.calls += 1
+        self.release.wait(2.0)
+        return []
+
+
+async def test_frames_arriving_during_a_decode_are_skipped_not_queued() -> None:
+    decoder = SlowDecoder()
+    camera = MockCamera([empty_frame("black")] * 50, frame_interval_s=0.001)
+    scanner = CameraScanner(CameraConfig(), camera, decoder=decoder)
+    await scanner.open(lambda event: None)
+    wait_for(lambda: camera.reads == 50)
+    decoder.release.set()
+    await scanner.close()
+    assert decoder.calls <= 3
+    assert scanner.stats.skipped >= 47
+
+
+async def test_broken_frames_from_the_camera_are_skipped() -> None:
+    code = payment_code(5)
+    bad = [np.zeros((0, 0), np.uint8), np.zeros((4,), np.uint8)]
+    camera = MockCamera([*bad, qr_frame(code)], frame_interval_s=0.02)
+    posted: list[Event] = []
+    scanner = CameraScanner(CameraConfig(), camera)
+    await scanner.open(posted.append)
+    wait_for(lambda: posted != [])
+    await scanner.close()
+    assert posted == [CodeScanned(code)]
+
+
+def test_the_mock_camera_plays_image_files(tmp_path: Path) -> None:
+    code = payment_code(6)
+    path = tmp_path / "code.png"
+    cv2.imwrite(str(path), qr_frame(code))
+    camera = MockCamera.from_files([path])
+    camera.open()
+    image = camera.read()
+    assert image is not None
+    assert [d.text for d in build_decoder("zxing").decode(image)] == [code]
+    assert camera.read() is None
+
+
+def test_the_mock_camera_refuses_a_file_that_is_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"\x89PNG not really")
+    with pytest.raises(DeviceError, match=r"broken\.png"):
+        MockCamera.from_files([path])
+
+
+def test_a_missing_camera_device_says_what_to_check() -> None:
+    from drivers.camera import OpenCVSource
+
+    with pytest.raises(DeviceError, match="cannot open"):
+        OpenCVSource(CameraConfig(device="/dev/video-none")).open()
+
+
+def test_the_repeat_filter_drops_a_code_seen_within_the_window() -> None:
+    seen = RepeatFilter(3.0)
+    assert seen.accept("1", 0.0)
+    assert not seen.accept("1", 2.0)
+    assert not seen.accept("1", 4.5)  # each sighting extends the window
+    assert seen.accept("2", 4.5)
+    assert seen.accept("1", 8.0)
+
+
+async def test_a_camera_that_stops_giving_frames_is_reopened() -> None:
+    code = payment_code(7)
+    camera = MockCamera([])  # unplugged: every read fails
+    opens: list[int] = []
+    real_open = camera.open
+
+    def replug() -> None:
+        opens.append(1)
+        if len(opens) == 2:
+            camera._frames = [qr_frame(code)]
+            camera._index = 0
+        real_open()
+
+    camera.open = replug  # type: ignore[method-assign]
+    posted: list[Event] = []
+    scanner = CameraScanner(CameraConfig(reopen_delay_s=0.1), camera)
+    await scanner.open(posted.append)
+    wait_for(lambda: posted != [])
+    await scanner.close()
+    assert posted == [CodeScanned(code)] and len(opens) == 2
