@@ -17,6 +17,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
+	$(BIN)/python -m tests.benchmarks.bench_receipts
+	$(BIN)/python -m tests.benchmarks.bench_scanning
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

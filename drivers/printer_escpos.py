@@ -65,7 +65,7 @@ class EscposPrinterConfig:
     baudrate: int = field(default=9600, metadata=bounds(min=1200, max=921600))
     flow_control: Literal["none", "dsrdtr", "xonxoff"] = "none"
     # network (raw TCP, "JetDirect")
-    host: str = "192.168.1.87"
+    host: str = "printer.local"  # the printer's address on the shop network
     port: int = field(default=9100, metadata=bounds(min=1, max=65535))
     # file: a character device such as the kernel's usblp; write-only, so paper is UNKNOWN
     device_file: str = "/dev/usb/lp0"

@@ -146,3 +146,8 @@ def test_providers_other_than_wechat_cannot_be_enabled_yet() -> None:
     )
     err = error_of(text)
     assert err.key == "payment.codes.providers" and "alipay cannot be enabled" in str(err)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path) -> None:
+    assert load_config(path).merchant.terminal_id
