@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from pos_terminal.demo import run_demo
 
+            shutil.rmtree(args.work_dir, ignore_errors=True)  # every demo starts from nothing
             _log_to_file(Path(args.work_dir) / "demo.log")
             return asyncio.run(run_demo(config, args.work_dir))
         interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.headless

@@ -7,24 +7,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
-
-from hw_mocks.customer import MockCustomer, Wallet
-from hw_mocks.keypad import MockKeypad
-from hw_mocks.scanner import MockScanner
+from hw_mocks.customer import Wallet
+from hw_mocks.scripted import Harness, running
 from pos_terminal import money
-from pos_terminal.app import Terminal, open_terminal
 from pos_terminal.config import Config
 from pos_terminal.journal import RowState
-from pos_terminal.machine import Key, Phase, State
-
-STEP_TIMEOUT_S = 90.0
+from pos_terminal.machine import Key, Phase
 
 
 def demo_config(config: Config, work_dir: Path) -> Config:
@@ -43,109 +35,71 @@ def demo_config(config: Config, work_dir: Path) -> Config:
 
 
 class DemoScript:
-    """Plays cashier and customer against a running terminal."""
+    """The three sales, each returning its one-line verdict."""
 
-    def __init__(self, terminal: Terminal, customer: MockCustomer, sandbox_url: str) -> None:
-        self.t = terminal
-        self.customer = customer
-        self.sandbox_url = sandbox_url
-        keypad, scanner = terminal.devices.keypad, terminal.devices.scanner
-        assert isinstance(keypad, MockKeypad) and isinstance(scanner, MockScanner)
-        self.keypad, self.scanner = keypad, scanner
-
-    async def until(self, predicate: Callable[[State], bool]) -> State:
-        return await self.t.runtime.wait_until(predicate, STEP_TIMEOUT_S)
-
-    async def ring_up(self, digits: str) -> None:
-        await self.until(lambda s: s.phase in (Phase.IDLE, Phase.APPROVED, Phase.DECLINED))
-        self.keypad.type_amount(digits)
-        self.keypad.press(Key.ENTER, Key.ENTER)
-        await self.until(lambda s: s.phase is Phase.AWAITING_PAYMENT)
+    def __init__(self, harness: Harness) -> None:
+        self.h = harness
 
     async def native_paid(self) -> str:
-        await self.ring_up("1234")
-        self.keypad.press(Key.QR)
-        state = await self.until(lambda s: s.phase is Phase.SHOWING_QR and s.code_url is not None)
-        assert state.code_url is not None
-        if not await self.customer.pay_qr(state.code_url):
+        await self.h.ring_up("1234")
+        if not await self.h.customer.pay_qr(await self.h.show_qr()):
             return "FAIL the sandbox refused the customer's scan"
         return await self.expect_approved()
 
     async def code_with_password(self) -> str:
-        await self.ring_up("5678")
-        code = await self.customer.present_code(Wallet.SLOW, delay_s=2.0)
-        self.scanner.scan(code)
+        await self.h.ring_up("5678")
+        self.h.scanner.scan(await self.h.customer.present_code(Wallet.SLOW, delay_s=2.0))
         return await self.expect_approved()
 
     async def native_cancelled(self) -> str:
-        await self.ring_up("999")
-        self.keypad.press(Key.QR)
-        await self.until(lambda s: s.phase is Phase.SHOWING_QR and s.code_url is not None)
-        self.keypad.press(Key.CANCEL)
-        state = await self.until(
-            lambda s: s.phase in (Phase.DECLINED, Phase.PRINTING, Phase.APPROVED)
-        )
+        await self.h.ring_up("999")
+        await self.h.show_qr()
+        self.h.keypad.press(Key.CANCEL)
+        state = await self.h.result()
         if state.phase is not Phase.DECLINED:
             return f"FAIL expected a cancelled sale, got {state.phase}"
-        row = (await self.t.runtime.journal(lambda j: j.rows()))[-1]
-        remote = await self.sandbox_state(row.out_trade_no)
-        ok = row.state is RowState.CLOSED and remote == "CLOSED"
-        verdict = "ok" if ok else "FAIL"
+        row = (await self.h.rows())[-1]
+        remote = await self.h.remote(row.out_trade_no)
+        verdict = "ok" if row.state is RowState.CLOSED and remote == "CLOSED" else "FAIL"
         return (
             f"{verdict} cancelled, journal {row.state}, WeChat {remote}, order {row.out_trade_no}"
         )
 
     async def expect_approved(self) -> str:
-        state = await self.until(lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED))
+        state = await self.h.result()
         if state.phase is not Phase.APPROVED or state.last_sale is None:
             return f"FAIL {state.phase}: {state.notice}"
         sale = state.last_sale
-        row = await self.t.runtime.journal(lambda j: j.by_out_trade_no(sale.out_trade_no))
-        remote = await self.sandbox_state(sale.out_trade_no)
+        row = await self.h.terminal.runtime.journal(lambda j: j.by_out_trade_no(sale.out_trade_no))
+        remote = await self.h.remote(sale.out_trade_no)
         ok = (
             row is not None
             and row.state is RowState.APPROVED
             and row.printed
             and remote == "SUCCESS"
         )
-        verdict = "ok" if ok else "FAIL"
-        receipt = Path(self.t.config.devices.printer.out_dir) / f"{sale.out_trade_no}.txt"
+        receipt = Path(self.h.terminal.config.devices.printer.out_dir) / f"{sale.out_trade_no}.txt"
         return (
-            f"{verdict} approved {money.format_yuan(sale.amount_fen)}, journal "
+            f"{'ok' if ok else 'FAIL'} approved {money.format_yuan(sale.amount_fen)}, journal "
             f"{row.state if row else 'missing'}, WeChat {remote}, receipt {receipt}"
         )
 
-    async def sandbox_state(self, out_trade_no: str) -> str:
-        async with httpx.AsyncClient(base_url=self.sandbox_url) as http:
-            answer = await http.get(f"/sandbox/orders/{out_trade_no}")
-            return str(answer.json().get("trade_state")) if answer.status_code == 200 else "absent"
-
 
 async def run_demo(config: Config, work_dir: Path) -> int:
-    shutil.rmtree(work_dir, ignore_errors=True)
-    config = demo_config(config, work_dir)
-    async with open_terminal(config) as terminal:
-        assert terminal.sandbox is not None
-        runner = asyncio.create_task(terminal.runtime.run())
-        customer = MockCustomer(terminal.sandbox.base_url)
-        script = DemoScript(terminal, customer, terminal.sandbox.base_url)
+    """Play the three sales with state kept in `work_dir` (the caller empties it first)."""
+    async with running(demo_config(config, work_dir)) as harness:
+        script = DemoScript(harness)
         sales: list[tuple[str, Callable[[], Awaitable[str]]]] = [
             ("Native QR, paid by the customer", script.native_paid),
             ("Payment code, password (USERPAYING) then paid", script.code_with_password),
             ("Native QR, cancelled by the cashier", script.native_cancelled),
         ]
         failures = 0
-        try:
-            await asyncio.wait_for(terminal.runtime.ready.wait(), STEP_TIMEOUT_S)
-            for number, (title, play) in enumerate(sales, 1):
-                try:
-                    line = await play()
-                except TimeoutError:
-                    line = f"FAIL timed out in {terminal.runtime.state.phase}"
-                failures += not line.startswith("ok")
-                print(f"{number}. {title}: {line}", flush=True)
-        finally:
-            await customer.aclose()
-            terminal.runtime.stop()
-            await runner
+        for number, (title, play) in enumerate(sales, 1):
+            try:
+                line = await play()
+            except TimeoutError:
+                line = f"FAIL timed out in {harness.terminal.runtime.state.phase}"
+            failures += not line.startswith("ok")
+            print(f"{number}. {title}: {line}", flush=True)
     return 0 if failures == 0 else 1

@@ -84,6 +84,8 @@ class ReceiptDesk:
         """Print one receipt; None when it printed, else why not (the printer needs attention)."""
         receipt = self.receipt_for(row, reprint=reprint)
         async with self._lock:
+            if not reprint and await self._printed_meanwhile(row):
+                return None
             try:
                 if await self._paper() is PaperStatus.OUT:
                     raise DeviceError(PAPER_OUT)
@@ -99,6 +101,11 @@ class ReceiptDesk:
         self.lines = tuple(layout_sale(receipt, self.profile))
         self._fine()
         return None
+
+    async def _printed_meanwhile(self, row: PaymentRow) -> bool:
+        """A sale prints once: the watcher and the first print may both reach for it."""
+        current = await self.journal(lambda j: j.by_out_trade_no(row.out_trade_no))
+        return current is not None and current.printed
 
     def receipt_for(self, row: PaymentRow, *, reprint: bool) -> SaleReceipt:
         merchant = self.config.merchant

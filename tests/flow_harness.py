@@ -1,24 +1,13 @@
-"""A terminal on mock devices against a sandbox over real HTTP, for flow tests and benchmarks."""
+"""Configurations with fast timings for flow tests, the crash test and benchmarks."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from hw_mocks.customer import MockCustomer
-from hw_mocks.display import MockDisplay
-from hw_mocks.keypad import MockKeypad
-from hw_mocks.printer import MockPrinter
-from hw_mocks.scanner import MockScanner
-from pos_terminal.app import Terminal, open_terminal
+from hw_mocks.scripted import Harness, running
 from pos_terminal.config import Config, parse_config
-from pos_terminal.journal import PaymentRow
-from pos_terminal.machine import Key, Phase, State
+
+__all__ = ["Harness", "flow_config", "running"]
 
 FAST_TIMINGS = """\
 payment:
@@ -75,73 +64,3 @@ journal:
   path: {tmp / "journal.sqlite"}
 {wechat}{FAST_TIMINGS.format(deadline=deadline, qr_poll=qr_poll)}"""
     return parse_config(text, "flow-test.yaml")
-
-
-@dataclass
-class Harness:
-    terminal: Terminal
-    customer: MockCustomer
-    sandbox_url: str
-
-    @property
-    def keypad(self) -> MockKeypad:
-        assert isinstance(self.terminal.devices.keypad, MockKeypad)
-        return self.terminal.devices.keypad
-
-    @property
-    def scanner(self) -> MockScanner:
-        assert isinstance(self.terminal.devices.scanner, MockScanner)
-        return self.terminal.devices.scanner
-
-    @property
-    def display(self) -> MockDisplay:
-        assert isinstance(self.terminal.devices.display, MockDisplay)
-        return self.terminal.devices.display
-
-    @property
-    def printer(self) -> MockPrinter:
-        assert isinstance(self.terminal.devices.printer, MockPrinter)
-        return self.terminal.devices.printer
-
-    async def until(self, predicate: Callable[[State], bool], timeout: float = 20.0) -> State:
-        return await self.terminal.runtime.wait_until(predicate, timeout)
-
-    async def ring_up(self, digits: str) -> None:
-        await self.until(lambda s: s.phase in (Phase.IDLE, Phase.APPROVED, Phase.DECLINED))
-        self.keypad.type_amount(digits)
-        self.keypad.press(Key.ENTER, Key.ENTER)
-        await self.until(lambda s: s.phase is Phase.AWAITING_PAYMENT)
-
-    async def show_qr(self) -> str:
-        self.keypad.press(Key.QR)
-        state = await self.until(lambda s: s.phase is Phase.SHOWING_QR and s.code_url is not None)
-        assert state.code_url is not None
-        return state.code_url
-
-    async def result(self) -> State:
-        return await self.until(lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED))
-
-    async def rows(self) -> list[PaymentRow]:
-        return await self.terminal.runtime.journal(lambda j: j.rows())
-
-    async def remote(self, out_trade_no: str) -> str:
-        """The sandbox's own view of an order's trade_state ("absent" when it has none)."""
-        async with httpx.AsyncClient(base_url=self.sandbox_url) as http:
-            answer = await http.get(f"/sandbox/orders/{out_trade_no}")
-        return str(answer.json()["trade_state"]) if answer.status_code == 200 else "absent"
-
-
-@contextlib.asynccontextmanager
-async def running(config: Config, *, sandbox_url: str | None = None) -> AsyncIterator[Harness]:
-    """Start the terminal, wait until it is ready, stop it on exit."""
-    async with open_terminal(config) as terminal:
-        url = sandbox_url or (terminal.sandbox.base_url if terminal.sandbox else "")
-        runner = asyncio.create_task(terminal.runtime.run())
-        customer = MockCustomer(url)
-        try:
-            await asyncio.wait_for(terminal.runtime.ready.wait(), 30)
-            yield Harness(terminal, customer, url)
-        finally:
-            await customer.aclose()
-            terminal.runtime.stop()
-            await runner
