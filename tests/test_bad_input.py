@@ -1,0 +1,168 @@
+"""Garbage from the payment host: every answer gives a typed error and leaves the journal sane.
+
+A loopback HTTP server answers with what hypothesis draws (any status, garbled or half-valid
+JSON, wrong types, signed with the right key, the wrong key, or not at all); the real client and
+the real recovery policy talk to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.clock import SystemClock
+from pos_terminal.config import PaymentConfig
+from pos_terminal.journal import FINAL_STATES, Journal, JournalWorker, Method, RowState
+from pos_terminal.payments import wechat_sign
+from pos_terminal.payments.wechat import WeChatPayClient, WeChatPayError, load_merchant_json
+from pos_terminal.payments.wechat_flow import Shop, WeChatPayments
+
+ORDER = "T0001GARBAGE0001"
+
+
+class Reply:
+    def __init__(self) -> None:
+        self.status, self.body, self.signer = 200, b"{}", "platform"
+
+
+def _handler(reply: Reply, platform_key: object, key_id: str) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._answer()
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._answer()
+
+        def _answer(self) -> None:
+            self.send_response(reply.status)
+            if reply.signer != "none":
+                ts, nonce = str(int(time.time())), wechat_sign.new_nonce()
+                message = wechat_sign.response_message(ts, nonce, reply.body)
+                key = (
+                    platform_key
+                    if reply.signer == "platform"
+                    else wechat_sign.generate_private_key()
+                )
+                self.send_header("Wechatpay-Timestamp", ts)
+                self.send_header("Wechatpay-Nonce", nonce)
+                self.send_header("Wechatpay-Serial", key_id)
+                self.send_header("Wechatpay-Signature", wechat_sign.sign(key, message))  # type: ignore[arg-type]
+                self.send_header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def garbage_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Reply]]:
+    state = tmp_path_factory.mktemp("garbage")
+    sandbox = WeChatSandbox(state)  # only for its generated merchant.json and keys
+    sandbox.start()
+    sandbox.stop()
+    platform_key = wechat_sign.load_private_key(
+        (state / "sandbox_platform_private.pem").read_bytes()
+    )
+    key_id = load_merchant_json(sandbox.merchant_json).public_key_id
+    reply = Reply()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(reply, platform_key, key_id))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", sandbox.merchant_json, reply
+    server.shutdown()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+half_valid = st.fixed_dictionaries(
+    {},
+    optional={
+        "out_trade_no": st.sampled_from([ORDER, "OTHER", 7]),
+        "trade_state": st.sampled_from(["SUCCESS", "NOTPAY", "CLOSED", "bogus", None, 3]),
+        "transaction_id": st.text(max_size=30) | st.integers(),
+        "amount": json_values,
+        "code": st.sampled_from(["SYSTEM_ERROR", "ORDERNOTEXIST", "PARAM_ERROR", 5]),
+        "message": json_values,
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    half_valid.map(lambda v: json.dumps(v).encode()),
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    status=st.sampled_from([200, 202, 204, 400, 403, 404, 429, 500, 502]),
+    body=bodies,
+    signer=st.sampled_from(["platform", "stranger", "none"]),
+)
+def test_any_answer_is_a_result_or_a_typed_error_and_the_row_stays_sane(
+    garbage_host: tuple[str, Path, Reply], tmp_path: Path, status: int, body: bytes, signer: str
+) -> None:
+    url, merchant_json, reply = garbage_host
+    reply.status, reply.body, reply.signer = status, body, signer
+
+    async def scenario() -> RowState:
+        journal = Journal(tmp_path / f"j{time.monotonic_ns()}.sqlite")
+        worker = JournalWorker(journal)
+        await worker(lambda j: j.open())
+        settings_ = PaymentConfig(reverse_min_delay_s=0.0, retry_backoff_s=0.01)
+        try:
+            async with WeChatPayClient(
+                load_merchant_json(merchant_json), base_urls=[url]
+            ) as client:
+                payments = WeChatPayments(
+                    client, worker, SystemClock(), settings_, Shop("S1", "T1", "POS", "https://x/n")
+                )
+                row = await worker(
+                    lambda j: j.begin_sale(
+                        method=Method.WECHAT_NATIVE,
+                        amount_fen=100,
+                        out_trade_no=ORDER,
+                        masked_code=None,
+                        store_id="S1",
+                        terminal_id="T1",
+                        now=datetime.now().astimezone(),
+                    )
+                )
+                try:
+                    await asyncio.wait_for(payments.resolve(row), 5)
+                except WeChatPayError:
+                    pass  # typed: recovery retries later
+                except TimeoutError:
+                    pass  # the policy keeps retrying a close the host never acknowledges
+                return (await worker(lambda j: j.get(row.id))).state
+        finally:
+            await worker(lambda j: j.close())
+            worker.shutdown()
+
+    state = asyncio.run(scenario())
+    assert state in FINAL_STATES | {RowState.PENDING}
+    if state is RowState.APPROVED:  # only a properly signed SUCCESS for our order may approve
+        assert (
+            signer == "platform" and status == 200 and b"SUCCESS" in body and ORDER.encode() in body
+        )
