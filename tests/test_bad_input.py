@@ -34,6 +34,7 @@ ORDER = "T0001GARBAGE0001"
 class Reply:
     def __init__(self) -> None:
         self.status, self.body, self.signer = 200, b"{}", "platform"
+        self.script: list[tuple[int, bytes]] = []  # answers to give first, one per request
 
 
 def _handler(reply: Reply, platform_key: object, key_id: str) -> type[BaseHTTPRequestHandler]:
@@ -46,10 +47,11 @@ def _handler(reply: Reply, platform_key: object, key_id: str) -> type[BaseHTTPRe
             self._answer()
 
         def _answer(self) -> None:
-            self.send_response(reply.status)
+            status, body = reply.script.pop(0) if reply.script else (reply.status, reply.body)
+            self.send_response(status)
             if reply.signer != "none":
                 ts, nonce = str(int(time.time())), wechat_sign.new_nonce()
-                message = wechat_sign.response_message(ts, nonce, reply.body)
+                message = wechat_sign.response_message(ts, nonce, body)
                 key = (
                     platform_key
                     if reply.signer == "platform"
@@ -60,9 +62,9 @@ def _handler(reply: Reply, platform_key: object, key_id: str) -> type[BaseHTTPRe
                 self.send_header("Wechatpay-Serial", key_id)
                 self.send_header("Wechatpay-Signature", wechat_sign.sign(key, message))  # type: ignore[arg-type]
                 self.send_header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
-            self.send_header("Content-Length", str(len(reply.body)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(reply.body)
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -85,6 +87,39 @@ def garbage_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", sandbox.merchant_json, reply
     server.shutdown()
+
+
+async def resolve_once(url: str, merchant_json: Path, tmp_path: Path) -> RowState:
+    """Journal a Native sale left in doubt, resolve it against `url`, return its state."""
+    journal = Journal(tmp_path / f"j{time.monotonic_ns()}.sqlite")
+    worker = JournalWorker(journal)
+    await worker(lambda j: j.open())
+    settings_ = PaymentConfig(reverse_min_delay_s=0.0, retry_backoff_s=0.01)
+    try:
+        async with WeChatPayClient(load_merchant_json(merchant_json), base_urls=[url]) as client:
+            shop = Shop("S1", "T1", "POS", "https://x/n")
+            payments = WeChatPayments(client, worker, SystemClock(), settings_, shop)
+            row = await worker(
+                lambda j: j.begin_sale(
+                    method=Method.WECHAT_NATIVE,
+                    amount_fen=100,
+                    out_trade_no=ORDER,
+                    masked_code=None,
+                    store_id="S1",
+                    terminal_id="T1",
+                    now=datetime.now().astimezone(),
+                )
+            )
+            try:
+                await asyncio.wait_for(payments.resolve(row), 5)
+            except WeChatPayError:
+                pass  # typed: recovery retries later
+            except TimeoutError:
+                pass  # the policy keeps retrying a close the host never acknowledges
+            return (await worker(lambda j: j.get(row.id))).state
+    finally:
+        await worker(lambda j: j.close())
+        worker.shutdown()
 
 
 json_values = st.recursive(
@@ -126,43 +161,25 @@ def test_any_answer_is_a_result_or_a_typed_error_and_the_row_stays_sane(
     url, merchant_json, reply = garbage_host
     reply.status, reply.body, reply.signer = status, body, signer
 
-    async def scenario() -> RowState:
-        journal = Journal(tmp_path / f"j{time.monotonic_ns()}.sqlite")
-        worker = JournalWorker(journal)
-        await worker(lambda j: j.open())
-        settings_ = PaymentConfig(reverse_min_delay_s=0.0, retry_backoff_s=0.01)
-        try:
-            async with WeChatPayClient(
-                load_merchant_json(merchant_json), base_urls=[url]
-            ) as client:
-                payments = WeChatPayments(
-                    client, worker, SystemClock(), settings_, Shop("S1", "T1", "POS", "https://x/n")
-                )
-                row = await worker(
-                    lambda j: j.begin_sale(
-                        method=Method.WECHAT_NATIVE,
-                        amount_fen=100,
-                        out_trade_no=ORDER,
-                        masked_code=None,
-                        store_id="S1",
-                        terminal_id="T1",
-                        now=datetime.now().astimezone(),
-                    )
-                )
-                try:
-                    await asyncio.wait_for(payments.resolve(row), 5)
-                except WeChatPayError:
-                    pass  # typed: recovery retries later
-                except TimeoutError:
-                    pass  # the policy keeps retrying a close the host never acknowledges
-                return (await worker(lambda j: j.get(row.id))).state
-        finally:
-            await worker(lambda j: j.close())
-            worker.shutdown()
-
-    state = asyncio.run(scenario())
+    state = asyncio.run(resolve_once(url, merchant_json, tmp_path))
     assert state in FINAL_STATES | {RowState.PENDING}
     if state is RowState.APPROVED:  # only a properly signed SUCCESS for our order may approve
         assert (
             signer == "platform" and status == 200 and b"SUCCESS" in body and ORDER.encode() in body
         )
+
+
+def test_a_close_answered_orderpaid_is_approved_even_when_queries_fail_for_a_while(
+    garbage_host: tuple[str, Path, Reply], tmp_path: Path
+) -> None:
+    url, merchant_json, reply = garbage_host
+    paid = {"out_trade_no": ORDER, "trade_state": "SUCCESS", "transaction_id": "4" * 28}
+    error = json.dumps({"code": "SYSTEM_ERROR", "message": "busy"}).encode()
+    reply.script = [
+        (404, json.dumps({"code": "ORDER_NOT_EXIST", "message": "no"}).encode()),  # query
+        (400, json.dumps({"code": "ORDERPAID", "message": "paid"}).encode()),  # close
+        *[(500, error)] * 5,  # more failed queries than an unpaid close waits for
+        (200, json.dumps(paid).encode()),
+    ]
+    reply.status, reply.body, reply.signer = 500, error, "platform"
+    assert asyncio.run(resolve_once(url, merchant_json, tmp_path)) is RowState.APPROVED

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import secrets
@@ -164,6 +165,7 @@ class WeChatPayments:
         too_early = submitted_monotonic + self.settings.reverse_min_delay_s - self.clock.monotonic()
         if too_early > 0:
             await self.clock.sleep(too_early)
+        delay = self.settings.retry_backoff_s
         while True:
             try:
                 await self.client.reverse(out_trade_no=row.out_trade_no)
@@ -174,7 +176,8 @@ class WeChatPayments:
                 await self._note(row, f"reverse failed ({exc.code}); retrying")
             except WeChatPayError as exc:
                 await self._note(row, f"reverse failed ({exc}); retrying")
-            await self.clock.sleep(self.settings.retry_backoff_s)
+            await self.clock.sleep(delay)
+            delay = _longer(delay)
 
     # ------------------------------------------------------------------ merchant QR (Native)
 
@@ -232,27 +235,41 @@ class WeChatPayments:
         return None
 
     async def _close_then_query(self, row: PaymentRow) -> Transaction | None:
-        """Close the order, then query once more: a payment may have landed just before."""
-        while True:
-            try:
-                await self.client.close(out_trade_no=row.out_trade_no)
-                break
-            except WeChatApiError as exc:
-                if exc.normalized_code in ("ORDERPAID", "ORDERNOTEXIST"):
-                    break
-                await self._note(row, f"close failed ({exc.code}); retrying")
-            except WeChatPayError as exc:
-                await self._note(row, f"close failed ({exc}); retrying")
-            await self.clock.sleep(self.settings.retry_backoff_s)
-        for _ in range(3):
+        """Close the order, then query once more: a payment may have landed just before.
+
+        Returns the paid transaction, or None once the row is CLOSED. When the close says the
+        order is paid, only a query answer settles it: the row is never closed on a guess.
+        """
+        paid = await self._close(row)
+        delay = self.settings.retry_backoff_s
+        for attempt in itertools.count(1):
             tx = await self._query(row)
             if tx is not None:
                 if tx.trade_state in PAID:
                     return tx
                 break
-            await self.clock.sleep(self.settings.retry_backoff_s)
+            if not paid and attempt >= 3:
+                break  # closed (204) means it was unpaid at the close
+            await self.clock.sleep(delay)
+            delay = _longer(delay)
         await self._finish(row, RowState.CLOSED, "closed unpaid")
         return None
+
+    async def _close(self, row: PaymentRow) -> bool:
+        """Close until WeChat acknowledges; True when it answers that the order is paid."""
+        delay = self.settings.retry_backoff_s
+        while True:
+            try:
+                await self.client.close(out_trade_no=row.out_trade_no)
+                return False
+            except WeChatApiError as exc:
+                if exc.normalized_code in ("ORDERPAID", "ORDERNOTEXIST"):
+                    return exc.normalized_code == "ORDERPAID"
+                await self._note(row, f"close failed ({exc.code}); retrying")
+            except WeChatPayError as exc:
+                await self._note(row, f"close failed ({exc}); retrying")
+            await self.clock.sleep(delay)
+            delay = _longer(delay)
 
     async def _guarded(
         self, row: PaymentRow, attempt: int, post: Post, policy: Coroutine[Any, Any, None]
@@ -282,7 +299,7 @@ class WeChatPayments:
                     "cannot resolve %s yet: %s; retry in %.1f s", row.out_trade_no, exc, delay
                 )
                 await self.clock.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                delay = _longer(delay)
 
     async def resolve(self, row: PaymentRow) -> RowState:
         """Bring a row left in doubt (crash, power loss) to a final state.
@@ -375,6 +392,11 @@ def _approved_sale(row: PaymentRow, transaction_id: str | None = None) -> Approv
         amount_fen=row.amount_fen,
         masked_code=row.masked_code,
     )
+
+
+def _longer(delay: float) -> float:
+    """The next pause between retries: doubling, at most 30 s."""
+    return min(delay * 2, 30.0)
 
 
 async def _wait(cancel: asyncio.Event, seconds: float) -> None:
