@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port")
     sandbox.add_argument("--state-dir", type=Path, default=Path("var/sandbox"))
 
+    notify = commands.add_parser(
+        "notify-server", help="receive WeChat Pay notifications into the journal (store server)"
+    )
+    notify.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    notify.add_argument("--host", default="127.0.0.1", help="behind the HTTPS proxy WeChat calls")
+    notify.add_argument("--port", type=int, default=8080)
+
     commands.add_parser("diagram", help="print the sale state machine as a Mermaid diagram")
     commands.add_parser(
         "decode", help="decode payment codes in image files (camera check)", add_help=False
@@ -61,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             _log_to_stderr()
             return serve_forever(args.port, args.state_dir)
         config = load_config(args.config)
+        if args.command == "notify-server":
+            from pos_terminal.notify_server import serve
+            from pos_terminal.payments.wechat import load_merchant_json
+
+            _log_to_stderr()
+            creds = load_merchant_json(merchant_file(config))
+            return serve(creds, Path(config.journal.path), args.host, args.port)
         if args.command == "demo":
             from pos_terminal.demo import run_demo
 
@@ -75,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     except PosError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def merchant_file(config: Config) -> Path:
+    """Where the merchant's credentials are: the sandbox's merchant.json, or the configured file."""
+    sandbox = config.wechat.sandbox
+    if sandbox.enabled:
+        return Path(sandbox.state_dir) / "merchant.json"
+    return Path(config.wechat.merchant_file)
 
 
 async def run_terminal(config: Config, *, interactive: bool) -> int:

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
+from hw_mocks.wechat_sandbox import WeChatSandbox
+
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -100,3 +104,31 @@ def test_diagram_prints_mermaid() -> None:
         timeout=60,
     )
     assert result.returncode == 0 and result.stdout.startswith("stateDiagram-v2")
+
+
+def test_notify_server_starts_and_refuses_an_unsigned_post(tmp_path: Path) -> None:
+    sandbox = WeChatSandbox(tmp_path / "var" / "sandbox")
+    sandbox.start()  # writes the merchant.json the laptop config points at
+    sandbox.stop()
+    config = str(ROOT / "config" / "terminal.yaml")
+    proc = cli("notify-server", "--config", config, "--port", "0", cwd=tmp_path)
+    assert proc.stdout is not None
+    try:
+        url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+        answer = httpx.post(url, content=b"{}", timeout=5)
+        assert answer.status_code == 400 and answer.json()["code"] == "FAIL"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_notify_server_without_credentials_says_so_in_one_line(tmp_path: Path) -> None:
+    config = str(ROOT / "config" / "terminal.yaml")
+    proc = cli("notify-server", "--config", config, "--port", "0", cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stderr.strip().startswith(
+        "error: var/sandbox/merchant.json: cannot load merchant credentials"
+    )
+    assert len(stderr.strip().splitlines()) == 1

@@ -1,0 +1,171 @@
+"""The notification receiver over real HTTP: signed, encrypted events in, journal rows out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.journal import Journal, Method, RowState
+from pos_terminal.notify_server import NotifyServer
+from pos_terminal.payments import wechat_sign
+from pos_terminal.payments.wechat import WeChatCredentials, load_merchant_json
+
+Keys = tuple[WeChatCredentials, object]  # our credentials, the platform (WeChat) private key
+ORDER = "T0001NOTIFY00001"
+TXN = "4200000000202611260000000001"
+
+
+@pytest.fixture
+def keys(sandbox_state_dir: Path) -> tuple[WeChatCredentials, object]:
+    sandbox = WeChatSandbox(sandbox_state_dir)
+    sandbox.start()
+    sandbox.stop()
+    platform = wechat_sign.load_private_key(
+        (sandbox_state_dir / "sandbox_platform_private.pem").read_bytes()
+    )
+    return load_merchant_json(sandbox.merchant_json), platform
+
+
+@pytest.fixture
+def server(tmp_path: Path, keys: Keys) -> Iterator[NotifyServer]:
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.open()
+    journal.begin_sale(
+        method=Method.WECHAT_NATIVE,
+        amount_fen=1234,
+        out_trade_no=ORDER,
+        masked_code=None,
+        store_id="S1",
+        terminal_id="T1",
+        now=datetime.now().astimezone(),
+    )
+    journal.close()
+    receiver = NotifyServer(keys[0], tmp_path / "journal.sqlite")
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+def envelope(
+    creds: WeChatCredentials, *, apiv3_key: str | None = None, state: str = "SUCCESS"
+) -> bytes:
+    resource = {
+        "out_trade_no": ORDER,
+        "transaction_id": TXN,
+        "trade_state": state,
+        "amount": {"total": 1234},
+    }
+    nonce = wechat_sign.new_nonce(12)
+    ciphertext = wechat_sign.encrypt_resource(
+        apiv3_key or creds.apiv3_key,
+        json.dumps(resource).encode(),
+        nonce=nonce,
+        associated_data="transaction",
+    )
+    return json.dumps(
+        {
+            "id": "EV-2026112600000001",
+            "create_time": "2026-11-26T10:00:00+08:00",
+            "resource_type": "encrypt-resource",
+            "event_type": "TRANSACTION.SUCCESS",
+            "summary": "支付成功",
+            "resource": {
+                "original_type": "transaction",
+                "algorithm": "AEAD_AES_256_GCM",
+                "ciphertext": ciphertext,
+                "associated_data": "transaction",
+                "nonce": nonce,
+            },
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+def post(
+    server: NotifyServer,
+    keys: Keys,
+    body: bytes,
+    *,
+    age_s: float = 0,
+    signature: str | None = None,
+    signed_body: bytes | None = None,
+) -> httpx.Response:
+    creds, platform = keys
+    ts, nonce = str(int(time.time() - age_s)), wechat_sign.new_nonce()
+    message = wechat_sign.response_message(
+        ts, nonce, signed_body if signed_body is not None else body
+    )
+    headers = {
+        "Wechatpay-Timestamp": ts,
+        "Wechatpay-Nonce": nonce,
+        "Wechatpay-Serial": creds.public_key_id,
+        "Wechatpay-Signature": signature or wechat_sign.sign(platform, message),  # type: ignore[arg-type]
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+        "Content-Type": "application/json",
+    }
+    return httpx.post(server.url, content=body, headers=headers, timeout=5)
+
+
+def state_of(server: NotifyServer) -> tuple[RowState, str | None, int]:
+    journal = Journal(server.journal.path)
+    journal.open()
+    try:
+        row = journal.by_out_trade_no(ORDER)
+        assert row is not None
+        approvals = sum(1 for e in journal.events(row.id) if e[1] == "APPROVED")
+        return row.state, row.transaction_id, approvals
+    finally:
+        journal.close()
+
+
+def test_a_signed_payment_notification_approves_the_row_once(
+    server: NotifyServer, keys: Keys
+) -> None:
+    body = envelope(keys[0])
+    assert post(server, keys, body).status_code == 204
+    assert post(server, keys, body).status_code == 204  # WeChat delivers duplicates
+    assert state_of(server) == (RowState.APPROVED, TXN, 1)
+
+
+def test_a_signature_probe_is_refused(server: NotifyServer, keys: Keys) -> None:
+    answer = post(server, keys, envelope(keys[0]), signature="WECHATPAY/SIGNTEST/abc")
+    assert answer.status_code == 400 and answer.json()["code"] == "FAIL"
+    assert state_of(server)[0] is RowState.PENDING
+
+
+@pytest.mark.parametrize("case", ["stale", "tampered", "wrong_apiv3_key", "garbage"])
+def test_bad_notifications_are_refused_and_change_nothing(
+    server: NotifyServer, keys: Keys, case: str
+) -> None:
+    body = envelope(keys[0])
+    if case == "stale":
+        answer = post(server, keys, body, age_s=600)
+    elif case == "tampered":
+        answer = post(server, keys, body.replace(b"SUCCESS", b"SUCCESs"), signed_body=body)
+    elif case == "wrong_apiv3_key":
+        answer = post(server, keys, envelope(keys[0], apiv3_key="x" * 32))
+    else:
+        answer = post(server, keys, b"\x00not json")
+    assert answer.status_code == 400
+    assert state_of(server)[0] is RowState.PENDING
+    assert server.refused == 1 and server.accepted == 0
+
+
+def test_a_payment_for_a_closed_order_is_flagged_not_approved(
+    server: NotifyServer, keys: Keys
+) -> None:
+    journal = Journal(server.journal.path)
+    journal.open()
+    row = journal.by_out_trade_no(ORDER)
+    assert row is not None
+    journal.transition(row.id, RowState.CLOSED, now=datetime.now().astimezone())
+    journal.close()
+    assert post(server, keys, envelope(keys[0])).status_code == 204
+    assert state_of(server)[0] is RowState.CLOSED
