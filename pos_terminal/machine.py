@@ -2,6 +2,8 @@
 
 No I/O, clock or randomness here: time arrives as TimerExpired events, payment results as events
 posted by the runtime. Every transition is declared once in RULES; the diagram is drawn from it.
+Over ~400 lines on purpose: states, events, effects and rules stay in one file so the whole
+sale can be read, tested and drawn from one place.
 """
 
 from __future__ import annotations

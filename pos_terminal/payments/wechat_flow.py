@@ -2,6 +2,8 @@
 
 Reference: wechatpay-v3.md §4.5. Every order ends SUCCESS, CLOSED or REVOKED at WeChat and
 APPROVED, CLOSED, REVERSED or DECLINED in the journal. Results reach the state machine as events.
+Over ~400 lines because live payments and boot recovery share the same reverse/close steps;
+refunds, when they come, go in a module of their own.
 """
 
 from __future__ import annotations
