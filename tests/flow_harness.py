@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from hw_mocks.scripted import Harness, running
 from pos_terminal.config import Config, parse_config
 
-__all__ = ["Harness", "flow_config", "running"]
+__all__ = ["Harness", "flow_config", "running", "sandbox_process"]
+
+ROOT = Path(__file__).parents[1]
 
 FAST_TIMINGS = """\
 payment:
@@ -64,3 +72,31 @@ journal:
   path: {tmp / "journal.sqlite"}
 {wechat}{FAST_TIMINGS.format(deadline=deadline, qr_poll=qr_poll)}"""
     return parse_config(text, "flow-test.yaml")
+
+
+@contextlib.contextmanager
+def sandbox_process(state_dir: Path) -> Iterator[str]:
+    """`pos-terminal sandbox` in its own process on a free port; yields its base URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pos_terminal.cli",
+            "sandbox",
+            "--port",
+            "0",
+            "--state-dir",
+            str(state_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    try:
+        yield next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

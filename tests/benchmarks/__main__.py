@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from hw_mocks.customer import Wallet
-from tests.flow_harness import flow_config, running
+from tests.flow_harness import flow_config, running, sandbox_process
 
 ROOT = Path(__file__).parents[2]
 
@@ -90,30 +90,9 @@ def bench_sale_overhead(sales: int) -> None:
     """The sandbox runs in its own process, so this process's CPU time is the terminal's alone."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pos_terminal.cli",
-                "sandbox",
-                "--port",
-                "0",
-                "--state-dir",
-                str(work / "sandbox"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        assert proc.stdout is not None
-        try:
-            url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+        with sandbox_process(work / "sandbox") as url:
             merchant_json = work / "sandbox" / "merchant.json"
             figures = asyncio.run(_sales(sales, work, url, merchant_json))
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
     print(f"per sale, n={sales} of each kind, sandbox in another process, no customer delay:")
     for name, values in figures.items():
         print(f"  {name:9s}: median {statistics.median(values) * 1000:6.1f} ms")
