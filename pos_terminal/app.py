@@ -41,6 +41,7 @@ async def open_terminal(config: Config, *, clock: Clock | None = None) -> AsyncI
             Path(wechat.sandbox.state_dir),
             clock=clock.timestamp,
             userpaying_s=wechat.sandbox.userpaying_s,
+            persist=wechat.sandbox.persist,
         )
         await asyncio.to_thread(sandbox.start)
         credentials = load_merchant_json(sandbox.merchant_json)

@@ -37,6 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = commands.add_parser("sandbox", help="run the WeChat Pay sandbox on loopback")
     sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port")
     sandbox.add_argument("--state-dir", type=Path, default=Path("var/sandbox"))
+    sandbox.add_argument(
+        "--error-style",
+        choices=("underscore", "legacy"),
+        default="underscore",
+        help="error code spelling: SYSTEM_ERROR (underscore) or SYSTEMERROR (legacy)",
+    )
+    sandbox.add_argument(
+        "--memory", action="store_true", help="keep orders in memory only (default: state dir)"
+    )
 
     notify = commands.add_parser(
         "notify-server", help="receive WeChat Pay notifications into the journal (store server)"
@@ -66,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             from hw_mocks.wechat_sandbox import serve_forever
 
             _log_to_stderr()
-            return serve_forever(args.port, args.state_dir)
+            return serve_forever(
+                args.port, args.state_dir, persist=not args.memory, error_style=args.error_style
+            )
         config = load_config(args.config)
         if args.command == "notify-server":
             from pos_terminal.notify_server import serve

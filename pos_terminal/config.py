@@ -78,6 +78,7 @@ class SandboxConfig:
     enabled: bool = False
     state_dir: str = "var/sandbox"
     userpaying_s: float = field(default=8.0, metadata=bounds(min=0.0, max=600.0))
+    persist: bool = True  # orders kept in state_dir/orders.sqlite, surviving a terminal crash
 
 
 @dataclass(frozen=True)

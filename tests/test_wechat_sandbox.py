@@ -70,7 +70,9 @@ class Raw:
         nonce: str | None = None,
         key: Any = None,
         authorization: str | None = None,
+        wechatpay_serial: str | None = "",
     ) -> httpx.Response:
+        """`wechatpay_serial` "" sends the PUB_KEY_ID, as the terminal does; None sends none."""
         body = raw if raw is not None else b"" if payload is None else json.dumps(payload).encode()
         auth = wechat_sign.Authorization(
             mchid=mchid or self.creds.mchid,
@@ -93,6 +95,8 @@ class Raw:
             f'timestamp="{auth.timestamp}",mchid="{auth.mchid}",nonce_str="{auth.nonce_str}"'
         )
         headers = {"Authorization": authorization if authorization is not None else header}
+        if wechatpay_serial is not None:
+            headers["Wechatpay-Serial"] = wechatpay_serial or self.creds.public_key_id
         if method == "POST":
             headers["Content-Type"] = "application/json"
         return self.http.request(
@@ -418,7 +422,9 @@ def test_the_state_dir_holds_merchant_json_and_keys_with_private_files_0600(
         "platform_public_key",
         "public_key_id",
         "apiv3_key",
+        "key_modes",
     }
+    assert info["key_modes"] == ["public_key", "certificate"]
     assert (
         len(info["merchant_serial"]) == 40
         and info["merchant_serial"] == info["merchant_serial"].upper()
@@ -426,9 +432,11 @@ def test_the_state_dir_holds_merchant_json_and_keys_with_private_files_0600(
     assert info["public_key_id"].startswith("PUB_KEY_ID_") and len(info["apiv3_key"]) == 32
     assert "PRIVATE" in (folder / info["merchant_private_key"]).read_text()
     assert "PUBLIC" in (folder / info["platform_public_key"]).read_text()
-    for name in (info["merchant_private_key"], "sandbox_platform_private.pem", "merchant.json"):
+    private = ("sandbox_platform_private.pem", "sandbox_platform_cert_private.pem", "merchant.json")
+    for name in (info["merchant_private_key"], *private):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600
     assert "platform_private" not in json.dumps(info)
+    assert "CERTIFICATE" in (folder / "platform_cert.pem").read_text()
 
 
 def test_a_restart_reuses_the_merchant(tmp_path: Path) -> None:

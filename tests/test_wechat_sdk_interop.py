@@ -1,21 +1,26 @@
-"""An independent client, the wechatpayv3 SDK (public-key mode), against the sandbox.
+"""An independent client, the wechatpayv3 SDK (public-key and certificate modes), vs the sandbox.
 
 The SDK signs its own requests (json.dumps with ASCII escapes) and verifies the sandbox's answers
-with its own code; only its gateway attribute is pointed at the sandbox.
+with its own code; only its gateway attribute is pointed at the sandbox. In certificate mode the
+SDK downloads /v3/certificates inside its constructor, from the host `Core.__init__` has just set:
+there a `Core` subclass whose `_gate_way` always reads the sandbox URL stands in for the SDK's.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import wechatpayv3.core
+from cryptography import x509
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.utils import aes_decrypt, build_authorization, rsa_verify
 
-from hw_mocks.wechat_sandbox import Faults, WeChatSandbox
+from hw_mocks.wechat_sandbox import Faults, ManualClock, WeChatSandbox
 from pos_terminal.payments import wechat_sign
 
 
@@ -132,6 +137,95 @@ def test_sdk_authorization_headers_parse_and_verify_with_our_code(sandbox: WeCha
         json.dumps(body).encode(),
     )
     assert wechat_sign.verify(key.public_key(), message, auth.signature)
+
+
+# ---------------------------------------------------------------- certificate mode
+
+
+def _cert_mode_sdk(info: dict[str, Any], cert_dir: Path, apiv3_key: str | None = None) -> WeChatPay:
+    """The SDK without a public key: it loads cert_dir, or downloads the platform certificates."""
+    return WeChatPay(
+        wechatpay_type=WeChatPayType.NATIVE,
+        mchid=info["mchid"],
+        private_key=info["private_pem"],
+        cert_serial_no=info["merchant_serial"],
+        appid=info["appid"],
+        apiv3_key=apiv3_key or info["apiv3_key"],
+        notify_url="https://pos.example.com/wechatpay/notify",
+        cert_dir=str(cert_dir),
+        timeout=(5, 10),
+    )
+
+
+@pytest.fixture
+def sdk_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Set `sdk_host[0]` to a sandbox URL: SDK cores made afterwards talk only to it."""
+    host = ["http://127.0.0.1:9"]
+
+    class SandboxCore(wechatpayv3.core.Core):  # type: ignore[misc]
+        # Core.__init__ assigns the production host and downloads certificates at once
+        _gate_way = property(lambda self: host[0], lambda self, value: None)
+
+    monkeypatch.setattr(wechatpayv3.core, "Core", SandboxCore)
+    yield host
+
+
+def test_sdk_in_certificate_mode_downloads_caches_and_verifies_the_platform_certificate(
+    sandbox: WeChatSandbox, sdk_host: list[str], tmp_path: Path
+) -> None:
+    sdk_host[0] = sandbox.base_url
+    info = _merchant(sandbox)
+    pay = _cert_mode_sdk(info, tmp_path / "certs")
+    [cached] = (tmp_path / "certs").iterdir()  # the SDK caches "<serial>.pem"
+    platform_cert = (sandbox.merchant_json.parent / "platform_cert.pem").read_text()
+    assert cached.read_text() == platform_cert and len(cached.stem) == 40
+    code, text = pay.pay(description="sale", out_trade_no="SDKC000001", amount={"total": 1})
+    assert code == 200, text  # the SDK sends no Wechatpay-Serial: a certificate-signed answer
+    code, text = pay.query(out_trade_no="SDKC000001")
+    assert code == 200 and json.loads(text)["trade_state"] == "NOTPAY"
+    sandbox.set_faults(Faults(tamper_body=True))
+    with pytest.raises(Exception, match="failed to verify the signature"):
+        pay.query(out_trade_no="SDKC000001")
+
+
+def test_sdk_in_certificate_mode_uses_a_pre_seeded_cert_dir(
+    sandbox: WeChatSandbox, tmp_path: Path
+) -> None:
+    info = _merchant(sandbox)
+    folder = sandbox.merchant_json.parent
+    pem = (folder / "platform_cert.pem").read_text()
+    serial = f"{x509.load_pem_x509_certificate(pem.encode()).serial_number:X}"
+    (tmp_path / f"{serial}.pem").write_text(pem)  # as the SDK caches a downloaded certificate
+    pay = _cert_mode_sdk(info, tmp_path)  # reads the cache: no download in the constructor
+    pay._core._gate_way = sandbox.base_url
+    code, text = pay.pay(
+        description="sale",
+        out_trade_no="SDKC000002",
+        amount={"total": 4002},
+        payer={"auth_code": "134567890123456780"},
+        scene_info={"device_id": "T0001", "store_info": {"out_id": "SH-0001"}},
+        pay_type=WeChatPayType.CODEPAY,
+    )
+    assert (code, json.loads(text)) == (202, {"trade_state": "USERPAYING"})
+    code, text = pay.codepay_reverse(out_trade_no="SDKC000002")
+    assert code == 200 and json.loads(text)["out_trade_no"] == "SDKC000002"
+
+
+def test_sdk_finds_no_certificate_with_a_wrong_apiv3_key_or_a_public_key_only_merchant(
+    sandbox: WeChatSandbox,
+    sandbox_state_dir: Path,
+    sandbox_clock: ManualClock,
+    sdk_host: list[str],
+    tmp_path: Path,
+) -> None:
+    sdk_host[0] = sandbox.base_url
+    info = _merchant(sandbox)
+    with pytest.raises(Exception, match="No wechatpay platform certificate"):
+        _cert_mode_sdk(info, tmp_path / "a", apiv3_key="0" * 32)
+    with WeChatSandbox(sandbox_state_dir, clock=sandbox_clock, key_modes=["public_key"]) as box:
+        sdk_host[0] = box.base_url
+        with pytest.raises(Exception, match="No wechatpay platform certificate"):
+            _cert_mode_sdk(info, tmp_path / "b")
 
 
 def test_our_signatures_and_resources_open_with_the_sdk() -> None:

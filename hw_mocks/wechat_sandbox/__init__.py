@@ -1,13 +1,21 @@
-"""A local WeChat Pay APIv3 server (public-key mode) on loopback, for laptops and tests.
+"""A local WeChat Pay APIv3 server on loopback, for laptops and tests.
 
 Endpoints, signed and verified like api.mch.weixin.qq.com (reference wechatpay-v3.md §0-§5):
 
+    GET  /v3/certificates                                  200 {"data": [sealed cert]} (§1.4);
+                                                           404 RESOURCE_NOT_EXISTS without cert mode
     POST /v3/pay/transactions/native                       200 {"code_url"}; honours time_expire
     POST /v3/pay/transactions/codepay                      200 transaction | 202 USERPAYING | 4xx
     GET  /v3/pay/transactions/out-trade-no/{n}?mchid=      200 transaction | 404 ORDER_NOT_EXIST
     GET  /v3/pay/transactions/id/{transaction_id}?mchid=   only once paid (28-digit ids)
     POST /v3/pay/transactions/out-trade-no/{n}/close       204, idempotent; paid/codepay → 400
     POST /v3/pay/transactions/out-trade-no/{n}/reverse     200; codepay only; order ends REVOKED
+
+Key modes (§1.2, §1.4). The merchant has the modes listed in merchant.json `key_modes`
+("public_key", "certificate"; both when absent), or the constructor's `key_modes`. Answers are
+signed with the key the request's `Wechatpay-Serial` names: the PUB_KEY_ID gives the WeChat Pay
+public key (`Wechatpay-Serial: PUB_KEY_ID_…`); the certificate serial, any other value or no header
+gives the platform certificate (40-hex serial). A merchant with one mode always gets that one.
 
 Payment-code magic amounts (`amount.total`, in fen), for codes not issued by the wallet below:
 
@@ -20,9 +28,14 @@ Payment-code magic amounts (`amount.total`, in fen), for codes not issued by the
 Every auth_code (`^1[0-5]\\d{16}$`) is single-use, also after a failure: a reused one gets
 400 INVALID_REQUEST "101 每个二维码仅限使用一次，请刷新再试". Same out_trade_no with an
 identical body replays the first result; a different body gets 400 INVALID_REQUEST
-(ORDERPAID / ORDER_CLOSED when the order is final; 403 OUT_TRADE_NO_USED across trade types).
+(ORDER_PAID / ORDER_CLOSED when the order is final; 403 OUT_TRADE_NO_USED across trade types).
+Bodies with unknown fields or nulls get 400 PARAM_ERROR with detail{field, value, issue, location}.
 Deliberate difference from the real service: reversing a USERPAYING order succeeds at once
 (WeChat may answer USERPAYING and ask to retry); that is what a terminal does at its deadline.
+
+Error spelling (§4.3): `error_style="underscore"` (default) answers SYSTEM_ERROR, NOT_ENOUGH,
+ORDER_NOT_EXIST, ORDER_PAID, ORDER_CLOSED, BANK_ERROR…; `"legacy"` answers SYSTEMERROR,
+NOTENOUGH, ORDERNOTEXIST, ORDERPAID, ORDERCLOSED, BANKERROR… (table: schema.LEGACY_CODES).
 
 Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat):
 
@@ -33,50 +46,76 @@ Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat
          {"out_trade_no", "trade_state": "SUCCESS"}; 400 when closed, expired or already paid
     GET  /sandbox/orders, GET /sandbox/orders/{out_trade_no}   the sandbox's own view of orders
     GET|POST /sandbox/faults {"sign_responses": bool, "tamper_body": bool, "delay_s": number,
-         "drop_connection": bool, "system_error_after_commit": bool}   see `Faults`; POST resets
-         any option it does not name
+         "drop_connection": bool, "system_error_after_commit": bool, "rate_limited": bool}
+         global faults, see `Faults`; POST resets any option it does not name
+    POST /sandbox/faults/next {"method": "GET"|"POST"|"*", "path": "/v3/…", <Faults options>}
+         queue a one-shot fault: the first later /v3 request whose method matches ("*", the
+         default, matches any) and whose path (no query) starts with `path` — `*` in it matches
+         any run of characters, e.g. "/v3/pay/transactions/out-trade-no/*/close" — is answered
+         with these faults instead of the global ones; e.g. {"path":
+         "/v3/pay/transactions/codepay", "delay_s": 3}, {"method": "GET", "path":
+         "/v3/pay/transactions/out-trade-no/", "system_error_after_commit": true},
+         {"path": "/v3/pay/transactions/out-trade-no/*/close", "drop_connection": true},
+         {"path": "/v3/pay/transactions/native", "rate_limited": true}. → {"pending": [...]}
+    GET  /sandbox/faults/next → {"pending": [...]};  DELETE /sandbox/faults/next empties the queue
+    GET|POST /sandbox/clock {"advance_s": seconds ≥ 0} → {"now", "offset_s"}: moves the order
+         clock (USERPAYING outcomes, wallet-code expiry, code_url/time_expire, 7-day close and
+         reverse windows, success_time) ahead of the injected clock; signatures and the 5-minute
+         request skew check keep the injected clock, so a terminal in another process still
+         talks to it. The offset only grows, and persists with the orders.
+    POST /sandbox/reset   forget all orders, payment codes and queued one-shot faults
 
-State dir: keys and `merchant.json` (see keys.py), created on first start and reused; orders live
-in memory only. All times (signatures, USERPAYING delays, expiry) come from the injected clock.
+Python equivalents on `WeChatSandbox`: set_faults, fault_next, clear_next_faults, pending_faults,
+advance_clock, reset.
+
+State dir: keys, platform certificate and `merchant.json` (see keys.py), created on first start
+and reused. With `persist=True` (the default of `serve_forever`, not of the constructor) orders,
+used payment codes, issued wallet codes and the clock offset live in `orders.sqlite` there (WAL;
+see store.py), written before each answer: a new sandbox on the same state dir carries on where
+the last one stopped or was killed. Without it orders live in memory only and the file is left
+alone. All times (signatures, USERPAYING delays, expiry) come from the injected clock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Self, TextIO
 
-from hw_mocks.wechat_sandbox.keys import MERCHANT_JSON, SandboxStateError, load_or_create
-from hw_mocks.wechat_sandbox.server import Faults, SandboxApp, SandboxHTTPServer
-from hw_mocks.wechat_sandbox.state import AMOUNT_SCENARIOS, OrderBook, Scenario
+from hw_mocks.wechat_sandbox.clock import ManualClock
+from hw_mocks.wechat_sandbox.faults import Faults, NextFault
+from hw_mocks.wechat_sandbox.keys import (
+    KEY_MODES,
+    MERCHANT_JSON,
+    SandboxStateError,
+    check_key_modes,
+    load_or_create,
+)
+from hw_mocks.wechat_sandbox.orders import AMOUNT_SCENARIOS, Scenario
+from hw_mocks.wechat_sandbox.schema import ERROR_STYLES
+from hw_mocks.wechat_sandbox.server import SandboxApp, SandboxHTTPServer
+from hw_mocks.wechat_sandbox.state import OrderBook
+from hw_mocks.wechat_sandbox.store import ORDERS_DB, OrderStore
 
 __all__ = [
     "AMOUNT_SCENARIOS",
+    "ERROR_STYLES",
+    "KEY_MODES",
     "Faults",
     "ManualClock",
+    "NextFault",
     "SandboxStateError",
     "Scenario",
     "WeChatSandbox",
     "serve_forever",
 ]
-
-
-class ManualClock:
-    """A clock that moves only when told to: `clock()` returns Unix seconds."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class WeChatSandbox:
@@ -90,30 +129,58 @@ class WeChatSandbox:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         userpaying_s: float = 3.0,
+        key_modes: Iterable[str] | None = None,
+        error_style: str = "underscore",
+        persist: bool = False,
     ) -> None:
+        """`key_modes` None takes merchant.json's; `persist` keeps orders in the state dir.
+
+        Raises:
+            ValueError: an unknown key mode or error style.
+        """
+        if error_style not in ERROR_STYLES:
+            raise ValueError(f"error_style must be one of {ERROR_STYLES}, got {error_style!r}")
         self._state_dir = state_dir
         self._host, self._requested_port = host, port
         self._clock = clock
         self._userpaying_s = userpaying_s
+        self._key_modes = None if key_modes is None else check_key_modes(key_modes)
+        self._error_style = error_style
+        self._persist = persist
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._store: OrderStore | None = None
 
     def start(self) -> None:
-        """Load or create the merchant keys, bind and serve.
+        """Load or create the merchant keys (and with `persist` the orders), bind and serve.
 
         Raises:
-            SandboxStateError: the state dir is incomplete or unreadable.
+            SandboxStateError: the state dir or its orders database is incomplete or unreadable.
             OSError: the address cannot be bound.
         """
         if self._server is not None:
             raise RuntimeError("the sandbox is already running")
         keys = load_or_create(self._state_dir)
-        book = OrderBook(
-            appid=keys.appid, mchid=keys.mchid, clock=self._clock, userpaying_s=self._userpaying_s
-        )
-        server = SandboxHTTPServer(
-            (self._host, self._requested_port), SandboxApp(keys, book, self._clock)
-        )
+        if self._key_modes is not None:
+            keys = dataclasses.replace(keys, key_modes=self._key_modes)
+        store = self._open_store() if self._persist else None
+        try:
+            book = OrderBook(
+                appid=keys.appid,
+                mchid=keys.mchid,
+                clock=self._clock,
+                userpaying_s=self._userpaying_s,
+                store=store,
+            )
+            app = SandboxApp(keys, book, self._clock, error_style=self._error_style)
+            server = SandboxHTTPServer((self._host, self._requested_port), app)
+        except (ValueError, OSError) as exc:
+            if store is not None:
+                store.close()
+            if isinstance(exc, ValueError):
+                raise SandboxStateError(str(exc)) from exc
+            raise
+        self._store = store
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.02},
@@ -133,6 +200,10 @@ class WeChatSandbox:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+        store, self._store = self._store, None
+        if store is not None:
+            with server.app.book.locked():  # no handler thread is half-way through a write
+                store.close()
 
     def __enter__(self) -> Self:
         self.start()
@@ -150,6 +221,30 @@ class WeChatSandbox:
         """Switch fault behaviour for the following /v3 answers (`Faults()` restores normal)."""
         self._running().app.faults = faults
 
+    def fault_next(self, method: str, path: str, faults: Faults) -> None:
+        """Queue a one-shot fault for the next /v3 request matching `method` ("*" = any) and
+        path prefix `path` (`*` wildcards allowed); see POST /sandbox/faults/next."""
+        if method not in ("*", "GET", "POST") or not path.startswith("/v3/"):
+            raise ValueError(f"need method GET, POST or * and a /v3/ path, got {method} {path}")
+        self._running().app.next_faults.add(NextFault(method, path, faults))
+
+    def pending_faults(self) -> list[NextFault]:
+        """One-shot faults not used yet, in queue order."""
+        return self._running().app.next_faults.pending()
+
+    def clear_next_faults(self) -> None:
+        self._running().app.next_faults.clear()
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the order clock forward (see POST /sandbox/clock); returns the total offset."""
+        return self._running().app.book.advance_clock(seconds)
+
+    def reset(self) -> None:
+        """Forget all orders, payment codes and queued one-shot faults."""
+        app = self._running().app
+        app.book.reset()
+        app.next_faults.clear()
+
     @property
     def port(self) -> int:
         return int(self._running().server_address[1])
@@ -161,6 +256,17 @@ class WeChatSandbox:
     @property
     def merchant_json(self) -> Path:
         return self._state_dir / MERCHANT_JSON
+
+    def _open_store(self) -> OrderStore:
+        path = self._state_dir / ORDERS_DB
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            return OrderStore(path)
+        except sqlite3.Error as exc:
+            raise SandboxStateError(
+                f"{path}: cannot open the sandbox orders database: {exc}; "
+                "delete it to start with no orders"
+            ) from exc
 
     def _running(self) -> SandboxHTTPServer:
         if self._server is None:
@@ -175,12 +281,24 @@ def serve_forever(
     host: str = "127.0.0.1",
     userpaying_s: float = 3.0,
     out: TextIO = sys.stdout,
+    persist: bool = True,
+    error_style: str = "underscore",
+    key_modes: Iterable[str] | None = None,
 ) -> int:
     """Run the sandbox in the foreground until SIGINT/SIGTERM (for `pos-terminal sandbox`).
 
+    Orders persist in the state dir unless `persist=False`.
     Returns the process exit code: 0 after a signal, 1 when the sandbox cannot start.
     """
-    sandbox = WeChatSandbox(state_dir, host=host, port=port, userpaying_s=userpaying_s)
+    sandbox = WeChatSandbox(
+        state_dir,
+        host=host,
+        port=port,
+        userpaying_s=userpaying_s,
+        persist=persist,
+        error_style=error_style,
+        key_modes=key_modes,
+    )
     try:
         sandbox.start()
     except (SandboxStateError, OSError) as exc:

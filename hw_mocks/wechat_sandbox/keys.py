@@ -6,18 +6,29 @@ Files in the state dir (private keys are created mode 600):
     merchant_public.pem            its public half, registered with "WeChat" (the sandbox verifies)
     pub_key.pem                    WeChat Pay public key (the terminal verifies answers)
     sandbox_platform_private.pem   WeChat Pay private key: sandbox-only, never give it to a terminal
+    platform_cert.pem              WeChat Pay platform certificate (cert mode; served encrypted by
+                                   GET /v3/certificates, a terminal never reads this file)
+    sandbox_platform_cert_private.pem  the certificate's private key: sandbox-only
+
+`merchant.json` also lists the merchant's `key_modes` ("public_key", "certificate"; default both).
+State dirs made before certificate mode existed get the two certificate files on their next start.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from pos_terminal.payments import wechat_sign
 
@@ -26,7 +37,11 @@ MERCHANT_PRIVATE = "apiclient_key.pem"
 MERCHANT_PUBLIC = "merchant_public.pem"
 PLATFORM_PUBLIC = "pub_key.pem"
 PLATFORM_PRIVATE = "sandbox_platform_private.pem"
+PLATFORM_CERT = "platform_cert.pem"
+PLATFORM_CERT_PRIVATE = "sandbox_platform_cert_private.pem"
 _ALL_FILES = (MERCHANT_JSON, MERCHANT_PRIVATE, MERCHANT_PUBLIC, PLATFORM_PUBLIC, PLATFORM_PRIVATE)
+KEY_MODES = ("public_key", "certificate")
+CERT_LIFETIME = datetime.timedelta(days=5 * 365)  # reference §1.2: platform certs last 5 years
 
 
 class SandboxStateError(RuntimeError):
@@ -44,6 +59,26 @@ class SandboxKeys:
     public_key_id: str
     platform_private_key: rsa.RSAPrivateKey = field(repr=False)
     apiv3_key: str = field(repr=False)
+    cert_serial: str  # 40 hex, upper case, as in `Wechatpay-Serial` and /v3/certificates
+    cert_pem: bytes = field(repr=False)
+    cert_private_key: rsa.RSAPrivateKey = field(repr=False)
+    cert_not_before: datetime.datetime
+    cert_not_after: datetime.datetime
+    key_modes: frozenset[str]
+
+
+def check_key_modes(modes: Iterable[str]) -> frozenset[str]:
+    """The modes as a set.
+
+    Raises:
+        ValueError: empty, or a mode other than "public_key" and "certificate".
+    """
+    chosen = frozenset(modes)
+    if not chosen or not chosen <= set(KEY_MODES):
+        raise ValueError(
+            f"key_modes must be a non-empty subset of {KEY_MODES}, got {sorted(chosen)}"
+        )
+    return chosen
 
 
 def load_or_create(state_dir: Path) -> SandboxKeys:
@@ -61,6 +96,8 @@ def load_or_create(state_dir: Path) -> SandboxKeys:
             f"{state_dir}: sandbox state is incomplete (missing {', '.join(missing)}); "
             "delete the folder to start a fresh sandbox merchant"
         )
+    if not (state_dir / PLATFORM_CERT).exists():
+        _create_certificate(state_dir)
     return _load(state_dir)
 
 
@@ -69,6 +106,9 @@ def _load(state_dir: Path) -> SandboxKeys:
         info = json.loads((state_dir / MERCHANT_JSON).read_text(encoding="utf-8"))
         merchant_public = (state_dir / MERCHANT_PUBLIC).read_bytes()
         platform_private = (state_dir / PLATFORM_PRIVATE).read_bytes()
+        cert_pem = (state_dir / PLATFORM_CERT).read_bytes()
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        cert_private = (state_dir / PLATFORM_CERT_PRIVATE).read_bytes()
         return SandboxKeys(
             mchid=str(info["mchid"]),
             appid=str(info["appid"]),
@@ -77,6 +117,12 @@ def _load(state_dir: Path) -> SandboxKeys:
             public_key_id=str(info["public_key_id"]),
             platform_private_key=wechat_sign.load_private_key(platform_private, validate=False),
             apiv3_key=str(info["apiv3_key"]),
+            cert_serial=f"{cert.serial_number:X}",
+            cert_pem=cert_pem,
+            cert_private_key=wechat_sign.load_private_key(cert_private, validate=False),
+            cert_not_before=cert.not_valid_before_utc,
+            cert_not_after=cert.not_valid_after_utc,
+            key_modes=check_key_modes(info.get("key_modes", KEY_MODES)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SandboxStateError(f"{state_dir}: cannot read sandbox state: {exc}") from exc
@@ -99,9 +145,38 @@ def _create(state_dir: Path) -> None:
         "platform_public_key": PLATFORM_PUBLIC,
         "public_key_id": "PUB_KEY_ID_" + _digits(34),
         "apiv3_key": "".join(secrets.choice(alphabet) for _ in range(32)),
+        "key_modes": list(KEY_MODES),
     }
+    _create_certificate(state_dir)
     # merchant.json is written last: its presence means the set is complete
     _write(state_dir / MERCHANT_JSON, json.dumps(info, indent=2).encode() + b"\n", private=True)
+
+
+def _create_certificate(state_dir: Path) -> None:
+    """A self-signed platform certificate with a 40-hex serial; the PEM is written last."""
+    key = wechat_sign.generate_private_key()
+    # 160-bit serial with a non-zero top nibble: 40 hex digits, and positive in 20 DER octets
+    serial = secrets.randbelow(8 * 16**39 - 16**39) + 16**39
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sandbox WeChat Pay"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Sandbox Tenpay.com Root CA"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + CERT_LIFETIME)
+        .sign(key, hashes.SHA256())
+    )
+    _write(state_dir / PLATFORM_CERT_PRIVATE, wechat_sign.private_key_pem(key), private=True)
+    _write(state_dir / PLATFORM_CERT, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _digits(n: int) -> str:

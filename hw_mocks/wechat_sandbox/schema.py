@@ -6,6 +6,7 @@ Every violation becomes 400 PARAM_ERROR with `detail{field, value, issue, locati
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,29 @@ ID_CODE_USED = 268449600  # sandbox-invented
 ID_NOT_ENOUGH = 268449601  # sandbox-invented
 ID_TRADE_ERROR = 268449602  # sandbox-invented
 ID_SYSTEM = 268435456  # sandbox-invented
+ID_RATE_LIMIT = 268447840
+
+# Error-code spellings (reference §4.3): the sandbox raises the underscore form; with
+# error_style="legacy" these codes are answered in the older pages' spelling instead.
+ERROR_STYLES = ("underscore", "legacy")
+LEGACY_CODES = {
+    "SYSTEM_ERROR": "SYSTEMERROR",
+    "BANK_ERROR": "BANKERROR",
+    "NOT_ENOUGH": "NOTENOUGH",
+    "NO_AUTH": "NOAUTH",
+    "ORDER_NOT_EXIST": "ORDERNOTEXIST",
+    "ORDER_PAID": "ORDERPAID",
+    "ORDER_CLOSED": "ORDERCLOSED",
+    "USER_PAYING": "USERPAYING",
+    "RULE_LIMIT": "RULELIMIT",
+    "ACCOUNT_ERROR": "ACCOUNTERROR",
+}
+
+
+def spell(code: str, style: str) -> str:
+    """`code` as the given error style writes it."""
+    return LEGACY_CODES.get(code, code) if style == "legacy" else code
+
 
 OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-*|]{6,32}$")
 AUTH_CODE = re.compile(r"^1[0-5]\d{16}$")
@@ -55,6 +79,16 @@ class ApiError(Exception):
         if self.detail is not None:
             out["detail"] = dict(self.detail)
         return out
+
+
+def json_body(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "PARAM_ERROR", "请求体不是合法的JSON", ID_PARAM) from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "PARAM_ERROR", "请求体应为JSON对象", ID_PARAM)
+    return data
 
 
 def param_error(path: str, value: Any, issue: str, error_id: int = ID_PARAM) -> ApiError:

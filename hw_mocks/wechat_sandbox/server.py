@@ -1,29 +1,32 @@
-"""The sandbox's HTTP face: authenticate /v3 requests, route them, sign every answer; /sandbox.
+"""The sandbox's HTTP face: authenticate /v3 requests, route them, sign every answer.
 
 `SandboxApp.handle` works on plain values (method, raw path, headers, body) and returns a `Reply`;
-`SandboxHTTPServer` is the stdlib threading server that moves those over sockets.
+/sandbox control requests go to control.py; `SandboxHTTPServer` moves them over sockets.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import secrets
 import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from hw_mocks.wechat_sandbox import schema
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hw_mocks.wechat_sandbox import control, schema
+from hw_mocks.wechat_sandbox.faults import FaultQueue, Faults
 from hw_mocks.wechat_sandbox.keys import SandboxKeys
+from hw_mocks.wechat_sandbox.orders import CST
 from hw_mocks.wechat_sandbox.schema import ApiError
-from hw_mocks.wechat_sandbox.state import OrderBook, Scenario
+from hw_mocks.wechat_sandbox.state import OrderBook
 from pos_terminal.payments import wechat_sign
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 MAX_SKEW_S = 300  # reference §1.1: requests more than 5 min off are refused
 _ORDER = r"/v3/pay/transactions/out-trade-no/([^/?]+)"
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("GET", re.compile(r"/v3/certificates"), "certificates"),
     ("POST", re.compile(r"/v3/pay/transactions/native"), "native"),
     ("POST", re.compile(r"/v3/pay/transactions/codepay"), "codepay"),
     ("GET", re.compile(_ORDER), "query"),
@@ -39,17 +43,6 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(_ORDER + "/close"), "close"),
     ("POST", re.compile(_ORDER + "/reverse"), "reverse"),
 )
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Fault switches for client tests; they act on /v3 answers only (never on /sandbox)."""
-
-    sign_responses: bool = True  # False: answers carry no Wechatpay-* signature headers
-    tamper_body: bool = False  # sign the answer, then alter its body "in transit"
-    delay_s: float = 0.0  # wait this long (real time) before answering: client read timeouts
-    drop_connection: bool = False  # process the request, then close the socket unanswered
-    system_error_after_commit: bool = False  # process the request, then answer 500 SYSTEM_ERROR
 
 
 @dataclass(frozen=True)
@@ -64,9 +57,19 @@ class Reply:
 class SandboxApp:
     """Everything the sandbox answers, independent of sockets."""
 
-    def __init__(self, keys: SandboxKeys, book: OrderBook, clock: Callable[[], float]) -> None:
-        self._keys, self._book, self._clock = keys, book, clock
+    def __init__(
+        self,
+        keys: SandboxKeys,
+        book: OrderBook,
+        clock: Callable[[], float],
+        *,
+        error_style: str = "underscore",
+    ) -> None:
+        """`clock` times signatures and the skew check; orders follow `book.clock`."""
+        self.keys, self.book, self._clock = keys, book, clock
+        self.error_style = error_style
         self.faults = Faults()  # replaced whole (atomic) by WeChatSandbox.set_faults
+        self.next_faults = FaultQueue()
         self._nonces: dict[str, float] = {}
         self._nonce_lock = threading.Lock()
 
@@ -74,9 +77,14 @@ class SandboxApp:
         """Answer one request; `headers` keys are lower case."""
         path, _, query = raw_path.partition("?")
         if path.startswith("/sandbox/"):
-            return self._control(method, path, body)
-        faults = self.faults
+            status, answer = control.handle(self, method, path, body)
+            return Reply(status, dump(answer), (("Content-Type", "application/json"),))
+        faults = self.next_faults.take(method, path) or self.faults
         try:
+            if faults.rate_limited:
+                raise ApiError(
+                    429, "FREQUENCY_LIMITED", "频率超限，请降低请求频率", schema.ID_RATE_LIMIT
+                )
             status, data, error_id = self._api(method, raw_path, path, query, headers, body)
         except ApiError as err:
             status, data, error_id = err.status, err.body(), err.error_id
@@ -90,7 +98,9 @@ class SandboxApp:
         if faults.system_error_after_commit:
             status, error_id = 500, schema.ID_SYSTEM
             data = {"code": "SYSTEM_ERROR", "message": "系统繁忙，请稍后重试"}
-        reply = self._signed(status, data, error_id, faults)
+        if data is not None and status >= 400:
+            data["code"] = schema.spell(data["code"], self.error_style)
+        reply = self._signed(status, data, error_id, faults, headers.get("wechatpay-serial"))
         log.info("sandbox %s %s -> %d", method, path, status)
         return reply
 
@@ -108,8 +118,10 @@ class SandboxApp:
         auth = self._authenticate(method, raw_path, headers, body)
         payload: dict[str, Any] = {}
         if method == "POST":
-            payload = _json_body(body)
+            payload = schema.json_body(body)
             claimed = payload.get("mchid")
+        elif path == "/v3/certificates":
+            claimed = None  # the one GET without ?mchid=
         else:
             values = parse_qs(query).get("mchid")
             claimed = values[0] if values else None
@@ -138,7 +150,9 @@ class SandboxApp:
     def _dispatch(
         self, name: str, arg: str, payload: dict[str, Any]
     ) -> tuple[int, dict[str, Any] | None]:
-        book = self._book
+        book = self.book
+        if name == "certificates":
+            return 200, self._certificates()
         if name == "native":
             return 200, book.create_native(payload)
         if name == "codepay":
@@ -163,7 +177,7 @@ class SandboxApp:
             raise self._sign_error(
                 method, raw_path, b"", "authorization", f"Http头Authorization值格式错误: {exc}"
             ) from exc
-        keys = self._keys
+        keys = self.keys
         message = wechat_sign.request_message(
             method, raw_path, auth.timestamp, auth.nonce_str, body
         )
@@ -203,95 +217,70 @@ class SandboxApp:
         }
         return ApiError(401, "SIGN_ERROR", text, schema.ID_SIGN, detail)
 
+    def _certificates(self) -> dict[str, Any]:
+        """Reference §1.4: the platform certificate, AES-256-GCM sealed with the APIv3 key."""
+        keys = self.keys
+        if "certificate" not in keys.key_modes:
+            msg = "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥。"
+            raise ApiError(404, "RESOURCE_NOT_EXISTS", msg, schema.ID_NOT_EXIST)
+        nonce = wechat_sign.new_nonce(12)
+        sealed = wechat_sign.encrypt_resource(
+            keys.apiv3_key, keys.cert_pem, nonce=nonce, associated_data="certificate"
+        )
+        entry = {
+            "serial_no": keys.cert_serial,
+            "effective_time": keys.cert_not_before.astimezone(CST).isoformat(),
+            "expire_time": keys.cert_not_after.astimezone(CST).isoformat(),
+            "encrypt_certificate": {
+                "algorithm": wechat_sign.AEAD_ALGORITHM,
+                "nonce": nonce,
+                "associated_data": "certificate",
+                "ciphertext": sealed,
+            },
+        }
+        return {"data": [entry]}
+
+    def _signing_key(self, asked_serial: str | None) -> tuple[rsa.RSAPrivateKey, str]:
+        """Reference §1.2 transition: the request's Wechatpay-Serial picks the key type —
+        PUB_KEY_ID → public-key mode; the cert serial, anything else or nothing → cert mode."""
+        keys = self.keys
+        public = (keys.platform_private_key, keys.public_key_id)
+        if "certificate" not in keys.key_modes:
+            return public
+        if "public_key" in keys.key_modes and asked_serial == keys.public_key_id:
+            return public
+        return keys.cert_private_key, keys.cert_serial
+
     def _signed(
-        self, status: int, data: dict[str, Any] | None, error_id: int, faults: Faults
+        self,
+        status: int,
+        data: dict[str, Any] | None,
+        error_id: int,
+        faults: Faults,
+        asked_serial: str | None,
     ) -> Reply:
-        """Every /v3 answer is signed with the WeChat Pay key (reference §1.2)."""
-        body = b"" if data is None else _dump(data)
+        """Every /v3 answer is signed with a WeChat Pay key (reference §1.2)."""
+        body = b"" if data is None else dump(data)
         headers = [("Request-ID", f"{secrets.token_hex(16).upper()}-{error_id}")]
         if data is not None:
             headers.append(("Content-Type", "application/json"))
         if faults.sign_responses:
             timestamp, nonce = str(int(self._clock())), wechat_sign.new_nonce()
             message = wechat_sign.response_message(timestamp, nonce, body)
+            key, serial = self._signing_key(asked_serial)
             headers += [
                 ("Wechatpay-Timestamp", timestamp),
                 ("Wechatpay-Nonce", nonce),
-                ("Wechatpay-Signature", wechat_sign.sign(self._keys.platform_private_key, message)),
-                ("Wechatpay-Serial", self._keys.public_key_id),
+                ("Wechatpay-Signature", wechat_sign.sign(key, message)),
+                ("Wechatpay-Serial", serial),
                 ("Wechatpay-Signature-Type", wechat_sign.SCHEME),
             ]
         if faults.tamper_body and body.endswith(b"}"):
             body = body[:-1] + b" }"  # still valid JSON: only the signature can catch it
         return Reply(status, body, tuple(headers), faults.delay_s, faults.drop_connection)
 
-    # ------------------------------------------------------------ /sandbox control (unsigned)
 
-    def _control(self, method: str, path: str, body: bytes) -> Reply:
-        try:
-            status, data = self._control_route(method, path, body)
-        except ApiError as err:
-            status, data = err.status, err.body()
-        return Reply(status, _dump(data), (("Content-Type", "application/json"),))
-
-    def _control_route(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
-        if (method, path) == ("POST", "/sandbox/payment-codes"):
-            req = _json_body(body)
-            scenario, delay = req.get("scenario"), req.get("delay_s")
-            if scenario not in set(Scenario) or not (delay is None or _non_negative(delay)):
-                valid = ", ".join(Scenario)
-                raise ApiError(
-                    400, "PARAM_ERROR", f"scenario must be one of {valid}; delay_s ≥ 0", 0
-                )
-            return 200, {"auth_code": self._book.issue_code(Scenario(scenario), delay)}
-        if (method, path) == ("POST", "/sandbox/scan"):
-            code_url = _json_body(body).get("code_url")
-            if not isinstance(code_url, str):
-                raise ApiError(400, "PARAM_ERROR", "code_url (string) is required", 0)
-            return 200, self._book.scan(code_url)
-        if (method, path) == ("GET", "/sandbox/orders"):
-            return 200, {"orders": self._book.views()}
-        if method == "GET" and path.startswith("/sandbox/orders/"):
-            return 200, self._book.view(unquote(path.removeprefix("/sandbox/orders/")))
-        if path == "/sandbox/faults" and method in ("GET", "POST"):
-            if method == "POST":
-                self.faults = _faults_from(_json_body(body))
-            return 200, {f.name: getattr(self.faults, f.name) for f in fields(Faults)}
-        raise ApiError(404, "NOT_FOUND", f"no sandbox endpoint {method} {path}", 0)
-
-
-def _faults_from(req: dict[str, Any]) -> Faults:
-    """Faults from a JSON object; keys not given take their defaults."""
-    known = {f.name: f.type for f in fields(Faults)}
-    for name, value in req.items():
-        kind = known.get(name)
-        ok = isinstance(value, bool) if kind == "bool" else _non_negative(value)
-        if kind is None or not ok:
-            raise ApiError(
-                400,
-                "PARAM_ERROR",
-                f"bad fault option {name}={value!r}; valid: {', '.join(known)}",
-                0,
-            )
-    return Faults(**req)
-
-
-def _non_negative(value: Any) -> bool:
-    ok_type = isinstance(value, int | float) and not isinstance(value, bool)
-    return ok_type and math.isfinite(value) and value >= 0
-
-
-def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "PARAM_ERROR", "请求体不是合法的JSON", schema.ID_PARAM) from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "PARAM_ERROR", "请求体应为JSON对象", schema.ID_PARAM)
-    return data
-
-
-def _dump(data: Any) -> bytes:
+def dump(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -323,6 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
         length_text = self.headers.get("Content-Length", "0")

@@ -1,102 +1,82 @@
 """The sandbox's orders: idempotent create, payment scenarios, query, close, reverse, scans.
 
 One lock guards everything (the HTTP server answers on several threads). Time comes from the
-injected clock; USERPAYING outcomes and expiries are applied lazily whenever an order is touched.
+order clock; USERPAYING outcomes and expiries are applied lazily whenever an order is touched.
+With a store, every request's changes are written in one SQLite transaction before it answers.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from enum import StrEnum
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from hw_mocks.wechat_sandbox import schema
+from hw_mocks.wechat_sandbox.clock import OrderClock
+from hw_mocks.wechat_sandbox.orders import (
+    AMOUNT_SCENARIOS,
+    CST,
+    Order,
+    Scenario,
+    WalletCode,
+    from_record,
+    sandbox_view,
+    to_record,
+    transaction,
+)
 from hw_mocks.wechat_sandbox.schema import ApiError
+from hw_mocks.wechat_sandbox.store import OrderStore
 
-CST = timezone(timedelta(hours=8), "CST")
 CODE_URL_LIFETIME_S = 2 * 3600  # reference §3.1: a code_url is payable for 2 h at most
 ORDER_LIFETIME_S = 7 * 86400  # unpaid orders auto-close, reverse window (§3.1, §3.6)
 WALLET_CODE_LIFETIME_S = 60.0  # a customer's payment code refreshes every minute (§5)
 
 
-class Scenario(StrEnum):
-    """What the customer's wallet does with a payment code."""
-
-    PAID = "paid"
-    USERPAYING_THEN_PAID = "userpaying_then_paid"
-    USERPAYING_UNTIL_REVERSED = "userpaying_until_reversed"
-    NOT_ENOUGH = "not_enough"
-    PAYERROR = "payerror"  # USERPAYING first, then PAYERROR
-
-
-AMOUNT_SCENARIOS = {
-    4001: Scenario.USERPAYING_THEN_PAID,
-    4002: Scenario.USERPAYING_UNTIL_REVERSED,
-    4003: Scenario.NOT_ENOUGH,
-    4004: Scenario.PAYERROR,
-}
-
-STATE_DESC = {
-    "SUCCESS": "支付成功",
-    "NOTPAY": "订单未支付",
-    "USERPAYING": "需要用户输入支付密码",
-    "CLOSED": "订单已关闭",
-    "REVOKED": "订单已撤销",
-    "PAYERROR": "支付失败，请撤销订单",
-}
-
-
-@dataclass
-class _Order:
-    out_trade_no: str
-    trade_type: str  # NATIVE or MICROPAY
-    request: dict[str, Any]  # the first body received, for the re-entry rule
-    created_at: float
-    state: str
-    scenario: Scenario | None = None
-    code_url: str | None = None
-    expires_at: float | None = None  # Native: end of payability
-    settle_at: float | None = None  # USERPAYING resolves at this time
-    transaction_id: str | None = None
-    success_time: str | None = None
-    payer_openid: str | None = None
-    refunded: bool = False  # reversed after payment: the money went back
-    first_error: ApiError | None = None  # replayed for an identical re-submission
-
-
-@dataclass(frozen=True)
-class _WalletCode:
-    scenario: Scenario
-    delay_s: float | None
-    issued_at: float
-
-
 class OrderBook:
-    """All orders of the one sandbox merchant, in memory."""
+    """All orders of the one sandbox merchant, in memory and, with a store, on disk."""
 
-    def __init__(self, *, appid: str, mchid: str, clock: Callable[[], float], userpaying_s: float):
+    def __init__(
+        self,
+        *,
+        appid: str,
+        mchid: str,
+        clock: Callable[[], float],
+        userpaying_s: float,
+        store: OrderStore | None = None,
+    ) -> None:
+        """Load the store's orders, codes and clock offset when one is given.
+
+        Raises:
+            ValueError: the store holds records this version cannot read.
+        """
         self._appid, self._mchid = appid, mchid
-        self._clock = clock
         self._userpaying_s = userpaying_s
+        self._store = store
         self._lock = threading.Lock()
-        self._orders: dict[str, _Order] = {}
+        self._orders: dict[str, Order] = {}
         self._by_code_url: dict[str, str] = {}
         self._by_transaction_id: dict[str, str] = {}
-        self._wallet: dict[str, _WalletCode] = {}
+        self._wallet: dict[str, WalletCode] = {}
         self._used_codes: set[str] = set()
+        self._saved: dict[str, str] = {}  # out_trade_no -> record as last written
+        self._touched: set[str] = set()
+        offset = 0.0
+        if store is not None:
+            offset = self._load(store)
+        self.clock = OrderClock(clock, offset)
 
     # ------------------------------------------------------------ /v3 endpoints
 
     def create_native(self, body: dict[str, Any]) -> dict[str, Any]:
         schema.check(schema.NATIVE, body)
         self._check_appid(body)
-        with self._lock:
-            now = self._clock()
+        with self._txn():
+            now = self.clock()
             existing = self._reentry(body, "NATIVE", now)
             if existing is not None:
                 if existing.state != "NOTPAY" or now >= (existing.expires_at or 0.0):
@@ -113,7 +93,7 @@ class OrderBook:
             code_url = "weixin://wxpay/bizpayurl?pr=" + _random(
                 string.ascii_letters + string.digits, 9
             )
-            order = _Order(
+            order = Order(
                 body["out_trade_no"],
                 "NATIVE",
                 body,
@@ -123,6 +103,7 @@ class OrderBook:
                 expires_at=expires_at,
             )
             self._orders[order.out_trade_no] = order
+            self._touched.add(order.out_trade_no)
             self._by_code_url[code_url] = order.out_trade_no
             return {"code_url": code_url}
 
@@ -130,8 +111,8 @@ class OrderBook:
         """200 and the transaction, or 202 `{"trade_state": "USERPAYING"}`."""
         schema.check(schema.CODEPAY, body)
         self._check_appid(body)
-        with self._lock:
-            now = self._clock()
+        with self._txn():
+            now = self.clock()
             order = self._reentry(body, "MICROPAY", now)
             if order is None:
                 order = self._new_codepay(body, now)
@@ -144,11 +125,11 @@ class OrderBook:
             raise _state_error(order, now)
 
     def query(self, out_trade_no: str) -> dict[str, Any]:
-        with self._lock:
+        with self._txn():
             return self._transaction(self._get(out_trade_no))
 
     def query_by_id(self, transaction_id: str) -> dict[str, Any]:
-        with self._lock:
+        with self._txn():
             out_trade_no = self._by_transaction_id.get(transaction_id)
             if out_trade_no is None:
                 raise _not_exist()
@@ -156,7 +137,7 @@ class OrderBook:
 
     def close(self, out_trade_no: str, body: dict[str, Any]) -> None:
         schema.check(schema.CLOSE, body)
-        with self._lock:
+        with self._txn():
             order = self._orders.get(out_trade_no)
             if order is None:
                 return  # closing an unknown number answers 204 too (reference §3.5)
@@ -167,9 +148,9 @@ class OrderBook:
                     "当前交易不允许进行普通关单（只能撤销）",
                     schema.ID_REVERSE_ONLY,
                 )
-            self._advance(order, self._clock())
+            self._advance(order, self.clock())
             if order.state == "SUCCESS":
-                raise ApiError(400, "ORDERPAID", "订单已支付", schema.ID_ORDER_PAID)
+                raise ApiError(400, "ORDER_PAID", "订单已支付", schema.ID_ORDER_PAID)
             order.state = "CLOSED"
 
     def reverse(self, out_trade_no: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -178,8 +159,8 @@ class OrderBook:
         terminal does at its deadline, and it keeps tests short."""
         schema.check(schema.REVERSE, body)
         self._check_appid(body)
-        with self._lock:
-            now = self._clock()
+        with self._txn():
+            now = self.clock()
             order = self._get(out_trade_no)
             if order.trade_type != "MICROPAY":
                 msg = "非付款码订单不能撤销，请关单或退款"
@@ -196,36 +177,70 @@ class OrderBook:
 
     def issue_code(self, scenario: Scenario, delay_s: float | None) -> str:
         """A fresh payment code from the customer's wallet; it follows `scenario` at any amount."""
-        with self._lock:
+        with self._txn():
             while True:
                 code = "13" + _random(string.digits, 16)
                 if code not in self._wallet and code not in self._used_codes:
                     break
-            self._wallet[code] = _WalletCode(scenario, delay_s, self._clock())
+            self._wallet[code] = wallet = WalletCode(scenario, delay_s, self.clock())
+            if self._store is not None:
+                record = {
+                    "scenario": scenario.value,
+                    "delay_s": delay_s,
+                    "issued_at": wallet.issued_at,
+                }
+                self._store.save_wallet_code(code, record)
             return code
 
     def scan(self, code_url: str) -> dict[str, Any]:
         """The customer scans a Native QR and pays."""
-        with self._lock:
+        with self._txn():
             out_trade_no = self._by_code_url.get(code_url)
             if out_trade_no is None:
                 raise ApiError(404, "NOT_FOUND", "二维码无效 unknown code_url", schema.ID_NOT_EXIST)
             order = self._get(out_trade_no)
-            now = self._clock()
+            now = self.clock()
             if order.state != "NOTPAY" or now >= (order.expires_at or 0.0):
                 raise _state_error(order, now)
             self._pay(order, now)
             return {"out_trade_no": out_trade_no, "trade_state": order.state}
 
     def view(self, out_trade_no: str) -> dict[str, Any]:
-        with self._lock:
-            return _sandbox_view(self._get(out_trade_no))
+        with self._txn():
+            return sandbox_view(self._get(out_trade_no))
 
     def views(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._txn():
             for order in self._orders.values():
-                self._advance(order, self._clock())
-            return [_sandbox_view(order) for order in self._orders.values()]
+                self._advance(order, self.clock())
+            return [sandbox_view(order) for order in self._orders.values()]
+
+    def locked(self) -> threading.Lock:
+        """The book's lock, for closing the store while no request is half-way through it."""
+        return self._lock
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the order clock forward; returns the total offset (kept on disk with a store).
+
+        Raises:
+            ValueError: `seconds` is negative.
+        """
+        with self._txn():
+            offset = self.clock.advance(seconds)
+            if self._store is not None:
+                self._store.set_meta("clock_offset_s", repr(offset))
+            return offset
+
+    def reset(self) -> None:
+        """Forget every order and payment code (the order clock keeps its offset)."""
+        with self._txn():
+            for table in (self._orders, self._by_code_url, self._by_transaction_id, self._wallet):
+                table.clear()
+            self._used_codes.clear()
+            self._saved.clear()
+            self._touched.clear()
+            if self._store is not None:
+                self._store.clear()
 
     # ------------------------------------------------------------ internals (lock held)
 
@@ -233,14 +248,14 @@ class OrderBook:
         if body.get("appid") != self._appid:
             raise ApiError(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配", schema.ID_PARAM)
 
-    def _get(self, out_trade_no: str) -> _Order:
+    def _get(self, out_trade_no: str) -> Order:
         order = self._orders.get(out_trade_no)
         if order is None:
             raise _not_exist()
-        self._advance(order, self._clock())
+        self._advance(order, self.clock())
         return order
 
-    def _reentry(self, body: dict[str, Any], trade_type: str, now: float) -> _Order | None:
+    def _reentry(self, body: dict[str, Any], trade_type: str, now: float) -> Order | None:
         """The existing order for an identical re-submission; errors for a mismatched one."""
         order = self._orders.get(body["out_trade_no"])
         if order is None:
@@ -256,7 +271,7 @@ class OrderBook:
             400, "INVALID_REQUEST", "请求重入时，参数与首次请求时不一致", schema.ID_REENTRY
         )
 
-    def _new_codepay(self, body: dict[str, Any], now: float) -> _Order:
+    def _new_codepay(self, body: dict[str, Any], now: float) -> Order:
         code = body["payer"]["auth_code"]
         if code in self._used_codes:
             raise ApiError(
@@ -267,6 +282,9 @@ class OrderBook:
             )
         self._used_codes.add(code)  # single use, also when the payment fails
         wallet = self._wallet.pop(code, None)
+        if self._store is not None:
+            self._store.add_used_code(code)
+            self._store.drop_wallet_code(code)
         if wallet is not None and now - wallet.issued_at > WALLET_CODE_LIFETIME_S:
             raise ApiError(
                 400, "INVALID_REQUEST", "101 付款码已过期，请退出重试", schema.ID_CODE_USED
@@ -274,8 +292,9 @@ class OrderBook:
         amount = body["amount"]["total"]
         scenario = wallet.scenario if wallet else AMOUNT_SCENARIOS.get(amount, Scenario.PAID)
         delay = wallet.delay_s if wallet and wallet.delay_s is not None else self._userpaying_s
-        order = _Order(body["out_trade_no"], "MICROPAY", body, now, "USERPAYING", scenario=scenario)
+        order = Order(body["out_trade_no"], "MICROPAY", body, now, "USERPAYING", scenario=scenario)
         self._orders[order.out_trade_no] = order
+        self._touched.add(order.out_trade_no)
         if scenario is Scenario.PAID:
             self._pay(order, now)
         elif scenario is Scenario.NOT_ENOUGH:
@@ -285,7 +304,8 @@ class OrderBook:
             order.settle_at = now + delay
         return order
 
-    def _advance(self, order: _Order, now: float) -> None:
+    def _advance(self, order: Order, now: float) -> None:
+        self._touched.add(order.out_trade_no)  # written back if it changed by the end of the call
         if order.state == "USERPAYING" and order.settle_at is not None and now >= order.settle_at:
             settled_at, order.settle_at = order.settle_at, None
             if order.scenario is Scenario.USERPAYING_THEN_PAID:
@@ -295,7 +315,7 @@ class OrderBook:
         elif order.state == "NOTPAY" and now - order.created_at >= ORDER_LIFETIME_S:
             order.state = "CLOSED"
 
-    def _pay(self, order: _Order, now: float) -> None:
+    def _pay(self, order: Order, now: float) -> None:
         order.state = "SUCCESS"
         order.transaction_id = "4200" + datetime.fromtimestamp(now, CST).strftime("%Y%m%d")
         order.transaction_id += _random(string.digits, 16)  # 28 digits, like the real ones
@@ -303,55 +323,55 @@ class OrderBook:
         order.payer_openid = "o" + _random(string.ascii_letters + string.digits + "_-", 27)
         self._by_transaction_id[order.transaction_id] = order.out_trade_no
 
-    def _transaction(self, order: _Order) -> dict[str, Any]:
-        """The "Transaction" object (§3.4); unpaid orders omit payer, id and success_time."""
-        req = order.request
-        out: dict[str, Any] = {
-            "appid": self._appid,
-            "mchid": self._mchid,
-            "out_trade_no": order.out_trade_no,
-            "trade_type": order.trade_type,
-            "trade_state": order.state,
-            "trade_state_desc": STATE_DESC.get(order.state, order.state),
-            "amount": {"total": req["amount"]["total"], "currency": "CNY"},
-        }
-        if "attach" in req:
-            out["attach"] = req["attach"]
-        if order.transaction_id is not None:
-            out["transaction_id"] = order.transaction_id
-            out["bank_type"] = "OTHERS"
-            out["success_time"] = order.success_time
-            out["payer"] = {"openid": order.payer_openid}
-            out["amount"].update(payer_total=req["amount"]["total"], payer_currency="CNY")
-        device_id = req.get("scene_info", {}).get("device_id")
-        if device_id is not None:
-            out["scene_info"] = {"device_id": device_id}
-        return out
+    def _transaction(self, order: Order) -> dict[str, Any]:
+        return transaction(order, self._appid, self._mchid)
+
+    # ------------------------------------------------------------ persistence
+
+    def _load(self, store: OrderStore) -> float:
+        try:
+            for record in store.orders():
+                order = from_record(record)
+                self._orders[order.out_trade_no] = order
+                self._saved[order.out_trade_no] = json.dumps(record, ensure_ascii=False)
+                if order.code_url is not None:
+                    self._by_code_url[order.code_url] = order.out_trade_no
+                if order.transaction_id is not None:
+                    self._by_transaction_id[order.transaction_id] = order.out_trade_no
+            self._used_codes = store.used_codes()
+            for code, rec in store.wallet_codes().items():
+                self._wallet[code] = WalletCode(
+                    Scenario(rec["scenario"]), rec["delay_s"], rec["issued_at"]
+                )
+            return float(store.get_meta("clock_offset_s", "0"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{store.path}: unreadable sandbox record: {exc}") from exc
+
+    @contextmanager
+    def _txn(self) -> Iterator[None]:
+        """The lock, and with a store one transaction holding every order the block touched."""
+        with self._lock:
+            self._touched = set()
+            store = self._store
+            if store is None:
+                yield
+                return
+            store.begin()
+            try:
+                yield
+            finally:
+                for out_trade_no in self._touched:
+                    record = json.dumps(to_record(self._orders[out_trade_no]), ensure_ascii=False)
+                    if self._saved.get(out_trade_no) != record:
+                        store.save_order(out_trade_no, record)
+                        self._saved[out_trade_no] = record
+                store.commit()
 
 
-def _sandbox_view(order: _Order) -> dict[str, Any]:
-    """The sandbox's own view of an order, for tests and people (not a WeChat shape)."""
-    return {
-        "out_trade_no": order.out_trade_no,
-        "trade_type": order.trade_type,
-        "trade_state": order.state,
-        "amount_total": order.request["amount"]["total"],
-        "description": order.request["description"],
-        "scenario": order.scenario.value if order.scenario else None,
-        "auth_code": order.request.get("payer", {}).get("auth_code"),
-        "code_url": order.code_url,
-        "created_at": order.created_at,
-        "expires_at": order.expires_at,
-        "settle_at": order.settle_at,
-        "transaction_id": order.transaction_id,
-        "refunded": order.refunded,
-    }
-
-
-def _state_error(order: _Order, now: float) -> ApiError:
+def _state_error(order: Order, now: float) -> ApiError:
     """Why an order in its current state refuses a payment or a re-submission."""
     if order.state == "SUCCESS":
-        return ApiError(400, "ORDERPAID", "订单已支付", schema.ID_ORDER_PAID)
+        return ApiError(400, "ORDER_PAID", "订单已支付", schema.ID_ORDER_PAID)
     if order.state == "REVOKED":
         return ApiError(400, "ORDER_CLOSED", "订单已撤销，请重新下单", schema.ID_ORDER_CLOSED)
     if order.state == "CLOSED":
