@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from pos_terminal.errors import PosError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: refunds (journal_refunds.py)
 T = TypeVar("T")
 
 
@@ -111,6 +111,31 @@ CREATE TRIGGER IF NOT EXISTS payment_events_append_only_u BEFORE UPDATE ON payme
 BEGIN SELECT RAISE(ABORT, 'payment_events is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS payment_events_append_only_d BEFORE DELETE ON payment_events
 BEGIN SELECT RAISE(ABORT, 'payment_events is append-only'); END;
+CREATE TABLE IF NOT EXISTS refunds (
+    id INTEGER PRIMARY KEY,
+    payment_id INTEGER NOT NULL REFERENCES payments(id),
+    out_refund_no TEXT NOT NULL UNIQUE,
+    amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+    state TEXT NOT NULL,
+    refund_id TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    staff TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    printed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS refund_events (
+    id INTEGER PRIMARY KEY,
+    refund_id INTEGER NOT NULL REFERENCES refunds(id),
+    at TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER IF NOT EXISTS refund_events_append_only_u BEFORE UPDATE ON refund_events
+BEGIN SELECT RAISE(ABORT, 'refund_events is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS refund_events_append_only_d BEFORE DELETE ON refund_events
+BEGIN SELECT RAISE(ABORT, 'refund_events is append-only'); END;
 """
 
 _COLUMNS = (
@@ -164,7 +189,7 @@ class Journal:
     ) -> PaymentRow:
         """Commit a PENDING row; call before the request leaves the terminal."""
         stamp = now.isoformat(timespec="milliseconds")
-        with _immediate(self.db) as db:
+        with immediate(self.db) as db:
             try:
                 cursor = db.execute(
                     "INSERT INTO payments (kind, method, amount_fen, state, out_trade_no,"
@@ -205,7 +230,7 @@ class Journal:
             JournalError: unknown row or a transition the rules forbid.
         """
         stamp = now.isoformat(timespec="milliseconds")
-        with _immediate(self.db) as db:
+        with immediate(self.db) as db:
             current = _state_of(db, row_id)
             if current is to:
                 return self.get(row_id)
@@ -222,12 +247,12 @@ class Journal:
     def note(self, row_id: int, note: str, *, now: datetime) -> None:
         """Append an event without changing state (a poll answer, a retried reverse ...)."""
         stamp = now.isoformat(timespec="milliseconds")
-        with _immediate(self.db) as db:
+        with immediate(self.db) as db:
             state = _state_of(db, row_id)
             _append_event(db, row_id, stamp, state, state, note)
 
     def mark_printed(self, out_trade_no: str) -> None:
-        with _immediate(self.db) as db:
+        with immediate(self.db) as db:
             db.execute("UPDATE payments SET printed = 1 WHERE out_trade_no = ?", (out_trade_no,))
 
     def get(self, row_id: int) -> PaymentRow:
@@ -283,7 +308,7 @@ class Journal:
         )
 
 
-class _immediate:
+class immediate:
     """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` on error."""
 
     def __init__(self, db: sqlite3.Connection) -> None:

@@ -1,0 +1,124 @@
+"""Refund rows: persisted first, guarded, and never more than the sale paid."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pos_terminal.journal import Journal, JournalError, Method, RowState
+from pos_terminal.journal_refunds import COUNTED, REFUND_ALLOWED, RefundBook, RefundState
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+SALE = "T0001SALE000001"
+
+
+def journal_with_sale(path: Path, *, approved: bool = True, paid: int = 1000) -> Journal:
+    journal = Journal(path)
+    journal.open()
+    row = journal.begin_sale(
+        method=Method.WECHAT_CODE,
+        amount_fen=paid,
+        out_trade_no=SALE,
+        masked_code=None,
+        store_id="S1",
+        terminal_id="T1",
+        now=NOW,
+    )
+    if approved:
+        journal.transition(row.id, RowState.APPROVED, now=NOW, transaction_id="4" * 28)
+    return journal
+
+
+def begin(book: RefundBook, number: str, amount: int) -> int:
+    row = book.begin(out_trade_no=SALE, out_refund_no=number, amount_fen=amount, reason="", now=NOW)
+    return row.id
+
+
+def test_partial_refunds_add_up_to_the_paid_amount_and_no_further(tmp_path: Path) -> None:
+    book = RefundBook(journal_with_sale(tmp_path / "j.sqlite"))
+    begin(book, "R1", 300)
+    begin(book, "R2", 700)
+    assert book.refundable_fen(SALE) == 0
+    with pytest.raises(JournalError, match="only 0 fen refundable"):
+        begin(book, "R3", 1)
+    assert [r.state for r in book.unresolved()] == [RefundState.PENDING] * 2
+
+
+def test_a_closed_or_refused_refund_gives_its_amount_back(tmp_path: Path) -> None:
+    book = RefundBook(journal_with_sale(tmp_path / "j.sqlite"))
+    first = begin(book, "R1", 1000)
+    book.transition(first, RefundState.PROCESSING, now=NOW, refund_id="5" * 29)
+    book.transition(first, RefundState.CLOSED, now=NOW)
+    assert book.refundable_fen(SALE) == 1000
+    second = begin(book, "R2", 1000)
+    book.transition(second, RefundState.REFUSED, now=NOW)
+    assert book.refundable_fen(SALE) == 1000
+
+
+def test_only_approved_sales_can_be_refunded(tmp_path: Path) -> None:
+    book = RefundBook(journal_with_sale(tmp_path / "j.sqlite", approved=False))
+    with pytest.raises(JournalError, match="only 0 fen refundable"):
+        begin(book, "R1", 1)
+    with pytest.raises(JournalError, match="no sale"):
+        book.begin(out_trade_no="NOPE", out_refund_no="R2", amount_fen=1, reason="", now=NOW)
+
+
+def test_a_refund_number_is_used_once(tmp_path: Path) -> None:
+    book = RefundBook(journal_with_sale(tmp_path / "j.sqlite"))
+    begin(book, "R1", 100)
+    with pytest.raises(JournalError, match="R1"):
+        begin(book, "R1", 100)
+
+
+@pytest.mark.parametrize("start", list(RefundState))
+@pytest.mark.parametrize("to", list(RefundState))
+def test_refund_transitions_follow_the_rules(
+    tmp_path: Path, start: RefundState, to: RefundState
+) -> None:
+    book = RefundBook(journal_with_sale(tmp_path / "j.sqlite"))
+    row_id = begin(book, "R1", 100)
+    path = {
+        RefundState.PENDING: [],
+        RefundState.PROCESSING: [RefundState.PROCESSING],
+        RefundState.ABNORMAL: [RefundState.PROCESSING, RefundState.ABNORMAL],
+    }.get(start, [start])
+    for step in path:
+        book.transition(row_id, step, now=NOW)
+    if to is start or to in REFUND_ALLOWED[start]:
+        assert book.transition(row_id, to, now=NOW).state is to
+    else:
+        with pytest.raises(JournalError, match="not allowed"):
+            book.transition(row_id, to, now=NOW)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=1, max_value=1200), st.sampled_from(list(RefundState))),
+        max_size=12,
+    )
+)
+def test_counted_refunds_never_exceed_the_paid_amount(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[int, RefundState]]
+) -> None:
+    journal = journal_with_sale(tmp_path_factory.mktemp("j") / "j.sqlite")
+    book = RefundBook(journal)
+    for n, (amount, outcome) in enumerate(steps):
+        try:
+            row_id = begin(book, f"R{n}", amount)
+        except JournalError:
+            continue
+        if outcome is not RefundState.PENDING:
+            book.transition(
+                row_id,
+                RefundState.PROCESSING if outcome is RefundState.ABNORMAL else outcome,
+                now=NOW,
+            )
+    counted = sum(r.amount_fen for r in book.of_sale(SALE) if r.state in COUNTED)
+    assert counted <= 1000
+    assert book.refundable_fen(SALE) == 1000 - counted
+    journal.close()
