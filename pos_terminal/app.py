@@ -15,6 +15,7 @@ from pos_terminal.devices import Devices, build_devices
 from pos_terminal.journal import Journal, JournalWorker
 from pos_terminal.payments.wechat import WeChatPayClient, load_merchant_json
 from pos_terminal.payments.wechat_flow import Shop, WeChatPayments
+from pos_terminal.payments.wechat_refund import WeChatRefunds
 from pos_terminal.runtime import Runtime
 
 
@@ -68,8 +69,11 @@ async def open_terminal(config: Config, *, clock: Clock | None = None) -> AsyncI
                 notify_url=wechat.notify_url,
             )
             payments = WeChatPayments(client, worker, clock, config.payment, shop)
+            refunds = WeChatRefunds(
+                client, worker, clock, config.payment, config.merchant.terminal_id
+            )
             devices = build_devices(config.devices)
-            runtime = Runtime(config, devices, payments, worker, clock)
+            runtime = Runtime(config, devices, payments, refunds, worker, clock)
             yield Terminal(config, runtime, devices, journal, sandbox)
     finally:
         await worker(lambda j: j.close())

@@ -102,6 +102,8 @@ class PaymentConfig:
     qr_poll_interval_s: float = field(default=2.0, metadata=bounds(min=0.05, max=60.0))
     qr_expiry_s: float = field(default=120.0, metadata=bounds(min=5.0, max=7200.0))
     retry_backoff_s: float = field(default=2.0, metadata=bounds(min=0.01, max=60.0))
+    refund_poll_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=600.0))
+    refund_wait_s: float = field(default=30.0, metadata=bounds(min=0.0, max=600.0))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pos_terminal.devices import Devices
 from pos_terminal.errors import PosError
 from pos_terminal.journal import JournalWorker
 from pos_terminal.payments.wechat_flow import WeChatPayments
+from pos_terminal.payments.wechat_refund import WeChatRefunds
 from pos_terminal.printing import ReceiptDesk
 from pos_terminal.recovery import recover
 
@@ -46,12 +47,14 @@ class Runtime:
         config: Config,
         devices: Devices,
         payments: WeChatPayments,
+        refunds: WeChatRefunds,
         journal: JournalWorker,
         clock: Clock,
     ) -> None:
         self.config = config
         self.devices = devices
         self.payments = payments
+        self.refunds = refunds
         self.journal = journal
         self.clock = clock
         self.state = m.initial_state(code_rules(config))
@@ -198,7 +201,7 @@ class Runtime:
     async def _recover(self) -> None:
         self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))
         try:
-            resolved = await recover(self.journal, self.payments)
+            resolved = await recover(self.journal, self.payments, self.refunds)
         except Exception as exc:  # the terminal must not sell with a journal it cannot read
             log.exception("recovery failed")
             self._apply(

@@ -9,7 +9,10 @@ Endpoints, signed and verified like api.mch.weixin.qq.com (reference wechatpay-v
     GET  /v3/pay/transactions/out-trade-no/{n}?mchid=      200 transaction | 404 ORDER_NOT_EXIST
     GET  /v3/pay/transactions/id/{transaction_id}?mchid=   only once paid (28-digit ids)
     POST /v3/pay/transactions/out-trade-no/{n}/close       204, idempotent; paid/codepay → 400
-    POST /v3/pay/transactions/out-trade-no/{n}/reverse     200; codepay only; order ends REVOKED
+    POST /v3/pay/transactions/out-trade-no/{n}/reverse     200; codepay only; order ends REVOKED;
+                                                           400 once the order has a refund
+    POST /v3/refund/domestic/refunds                       200 Refund (status PROCESSING) | 4xx
+    GET  /v3/refund/domestic/refunds/{out_refund_no}       200 Refund | 404 RESOURCE_NOT_EXISTS
 
 Key modes (§1.2, §1.4). The merchant has the modes listed in merchant.json `key_modes`
 ("public_key", "certificate"; both when absent), or the constructor's `key_modes`. Answers are
@@ -24,6 +27,22 @@ Payment-code magic amounts (`amount.total`, in fen), for codes not issued by the
     4003   403 NOT_ENOUGH (order left PAYERROR)
     4004   202 USERPAYING, then PAYERROR after `userpaying_s` seconds
     other  200 SUCCESS at once
+
+Refunds (reference §3.7, §5; rules in refunds.py). The body names the order by `out_trade_no`
+or `transaction_id` (both: they must agree); `amount.total` must be the order total. A refund
+needs a paid order (SUCCESS or REFUND; else 400 INVALID_REQUEST, also for CLOSED/REVOKED), paid
+≤ 365 days ago; the refunds not CLOSED may not sum past the paid total (400 INVALID_REQUEST
+"申请退款金额超过订单可退金额"); at most 50 per order; a new refund of an order within
+`refund_interval_s` (constructor, default 60) of its last one gets 429 FREQUENCY_LIMITED and is
+not created. The same out_refund_no with an identical body returns the same refund (never a
+second one), with a different body 400 INVALID_REQUEST. Once an order has a refund its
+trade_state reads REFUND. A refund is PROCESSING for `refund_delay_s` (constructor, default 2)
+of order time, then ends by its amount (`amount.refund`, in fen):
+
+    4005   ABNORMAL (e.g. the payer's account is frozen)
+    4006   CLOSED (counts no more against the paid total; a new refund needs a new number)
+    4007   403 NOT_ENOUGH at create (merchant balance short); no refund is created
+    other  SUCCESS, with success_time
 
 Every auth_code (`^1[0-5]\\d{16}$`) is single-use, also after a failure: a reused one gets
 400 INVALID_REQUEST "101 每个二维码仅限使用一次，请刷新再试". Same out_trade_no with an
@@ -44,7 +63,9 @@ Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat
          the code follows S whatever the amount; delay_s defaults to userpaying_s; valid 60 s
     POST /sandbox/scan {"code_url": "..."}   the customer scans a Native QR and pays → 200
          {"out_trade_no", "trade_state": "SUCCESS"}; 400 when closed, expired or already paid
-    GET  /sandbox/orders, GET /sandbox/orders/{out_trade_no}   the sandbox's own view of orders
+    GET  /sandbox/orders, GET /sandbox/orders/{out_trade_no}   the sandbox's own view of orders,
+         each with a `refunds` list {out_refund_no, refund_id, refund_fen, status, outcome,
+         created_at, settle_at}
     GET|POST /sandbox/faults {"sign_responses": bool, "tamper_body": bool, "delay_s": number,
          "drop_connection": bool, "system_error_after_commit": bool, "rate_limited": bool}
          global faults, see `Faults`; POST resets any option it does not name
@@ -60,20 +81,22 @@ Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat
     GET  /sandbox/faults/next → {"pending": [...]};  DELETE /sandbox/faults/next empties the queue
     GET|POST /sandbox/clock {"advance_s": seconds ≥ 0} → {"now", "offset_s"}: moves the order
          clock (USERPAYING outcomes, wallet-code expiry, code_url/time_expire, 7-day close and
-         reverse windows, success_time) ahead of the injected clock; signatures and the 5-minute
-         request skew check keep the injected clock, so a terminal in another process still
-         talks to it. The offset only grows, and persists with the orders.
+         reverse windows, refund delay, interval and 1-year window, success_time) ahead of the
+         injected clock; signatures and the 5-minute request skew check keep the injected
+         clock, so a terminal in another process still talks to it. The offset only grows,
+         and persists with the orders.
     POST /sandbox/reset   forget all orders, payment codes and queued one-shot faults
 
 Python equivalents on `WeChatSandbox`: set_faults, fault_next, clear_next_faults, pending_faults,
 advance_clock, reset.
 
 State dir: keys, platform certificate and `merchant.json` (see keys.py), created on first start
-and reused. With `persist=True` (the default of `serve_forever`, not of the constructor) orders,
-used payment codes, issued wallet codes and the clock offset live in `orders.sqlite` there (WAL;
-see store.py), written before each answer: a new sandbox on the same state dir carries on where
-the last one stopped or was killed. Without it orders live in memory only and the file is left
-alone. All times (signatures, USERPAYING delays, expiry) come from the injected clock.
+and reused. With `persist=True` (the default of `serve_forever`, not of the constructor) orders
+with their refunds, used payment codes, issued wallet codes and the clock offset live in
+`orders.sqlite` there (WAL; see store.py), written before each answer: a new sandbox on the
+same state dir carries on where the last one stopped or was killed. Without it orders live in
+memory only and the file is left alone. All times (signatures, USERPAYING delays, expiry)
+come from the injected clock.
 """
 
 from __future__ import annotations
@@ -132,14 +155,19 @@ class WeChatSandbox:
         key_modes: Iterable[str] | None = None,
         error_style: str = "underscore",
         persist: bool = False,
+        refund_interval_s: float = 60.0,
+        refund_delay_s: float = 2.0,
     ) -> None:
         """`key_modes` None takes merchant.json's; `persist` keeps orders in the state dir.
 
         Raises:
-            ValueError: an unknown key mode or error style.
+            ValueError: an unknown key mode or error style, a negative refund interval or delay.
         """
         if error_style not in ERROR_STYLES:
             raise ValueError(f"error_style must be one of {ERROR_STYLES}, got {error_style!r}")
+        if refund_interval_s < 0 or refund_delay_s < 0:
+            raise ValueError("refund_interval_s and refund_delay_s must be ≥ 0")
+        self._refund_interval_s, self._refund_delay_s = refund_interval_s, refund_delay_s
         self._state_dir = state_dir
         self._host, self._requested_port = host, port
         self._clock = clock
@@ -171,6 +199,8 @@ class WeChatSandbox:
                 clock=self._clock,
                 userpaying_s=self._userpaying_s,
                 store=store,
+                refund_interval_s=self._refund_interval_s,
+                refund_delay_s=self._refund_delay_s,
             )
             app = SandboxApp(keys, book, self._clock, error_style=self._error_style)
             server = SandboxHTTPServer((self._host, self._requested_port), app)

@@ -1,12 +1,13 @@
-"""One sandbox order: the record kept in memory and on disk, and the views made from it.
+"""One sandbox order and its refunds: the record kept in memory and on disk, and its views.
 
 `transaction()` is WeChat's "Transaction" shape (reference §3.4); `sandbox_view()` is the
 sandbox's own, for tests and people; `to_record`/`from_record` are the JSON kept by store.py.
+Refund rules live in refunds.py; a refund is stored inside its order's record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta, timezone
 from enum import StrEnum
 from typing import Any
@@ -40,7 +41,23 @@ STATE_DESC = {
     "CLOSED": "订单已关闭",
     "REVOKED": "订单已撤销",
     "PAYERROR": "支付失败，请撤销订单",
+    "REFUND": "转入退款",
 }
+
+
+@dataclass
+class Refund:
+    """One refund of an order (reference §3.7); `status` moves to `outcome` at `settle_at`."""
+
+    out_refund_no: str
+    refund_id: str
+    request: dict[str, Any]  # the first body received, for the re-entry rule
+    refund_fen: int
+    created_at: float
+    status: str  # PROCESSING, then SUCCESS, ABNORMAL or CLOSED
+    outcome: str
+    settle_at: float | None
+    success_time: str | None = None
 
 
 @dataclass
@@ -59,6 +76,7 @@ class Order:
     payer_openid: str | None = None
     refunded: bool = False  # reversed after payment: the money went back
     first_error: ApiError | None = None  # replayed for an identical re-submission
+    refunds: list[Refund] = field(default_factory=list)  # in creation order
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,7 @@ def to_record(order: Order) -> dict[str, Any]:
             "error_id": err.error_id,
             "detail": None if err.detail is None else dict(err.detail),
         }
+    record["refunds"] = [asdict(refund) for refund in order.refunds]
     return record
 
 
@@ -87,11 +106,18 @@ def from_record(record: dict[str, Any]) -> Order:
     """Raises KeyError/TypeError/ValueError for a record this version did not write."""
     data = dict(record)
     scenario, err = data.pop("scenario"), data.pop("first_error")
+    refunds = data.pop("refunds", [])  # records written before refunds existed have none
     return Order(
         **data,
         scenario=Scenario(scenario) if scenario else None,
         first_error=ApiError(**err) if err else None,
+        refunds=[Refund(**refund) for refund in refunds],
     )
+
+
+def trade_state(order: Order) -> str:
+    """The trade_state WeChat shows: a paid order with any refund reads REFUND (§4.1)."""
+    return "REFUND" if order.state == "SUCCESS" and order.refunds else order.state
 
 
 def transaction(order: Order, appid: str, mchid: str) -> dict[str, Any]:
@@ -102,8 +128,8 @@ def transaction(order: Order, appid: str, mchid: str) -> dict[str, Any]:
         "mchid": mchid,
         "out_trade_no": order.out_trade_no,
         "trade_type": order.trade_type,
-        "trade_state": order.state,
-        "trade_state_desc": STATE_DESC.get(order.state, order.state),
+        "trade_state": trade_state(order),
+        "trade_state_desc": STATE_DESC.get(trade_state(order), order.state),
         "amount": {"total": req["amount"]["total"], "currency": "CNY"},
     }
     if "attach" in req:
@@ -125,7 +151,7 @@ def sandbox_view(order: Order) -> dict[str, Any]:
     return {
         "out_trade_no": order.out_trade_no,
         "trade_type": order.trade_type,
-        "trade_state": order.state,
+        "trade_state": trade_state(order),
         "amount_total": order.request["amount"]["total"],
         "description": order.request["description"],
         "scenario": order.scenario.value if order.scenario else None,
@@ -136,4 +162,16 @@ def sandbox_view(order: Order) -> dict[str, Any]:
         "settle_at": order.settle_at,
         "transaction_id": order.transaction_id,
         "refunded": order.refunded,
+        "refunds": [
+            {
+                "out_refund_no": refund.out_refund_no,
+                "refund_id": refund.refund_id,
+                "refund_fen": refund.refund_fen,
+                "status": refund.status,
+                "outcome": refund.outcome,
+                "created_at": refund.created_at,
+                "settle_at": refund.settle_at,
+            }
+            for refund in order.refunds
+        ],
     }

@@ -53,10 +53,11 @@ def spell(code: str, style: str) -> str:
     return LEGACY_CODES.get(code, code) if style == "legacy" else code
 
 
-OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-*|]{6,32}$")
-AUTH_CODE = re.compile(r"^1[0-5]\d{16}$")
-_NOTIFY_URL = re.compile(r"^https?://[^\s?#]+$")
-_CNY = re.compile(r"^CNY$")
+OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-*|]{6,32}\Z")
+AUTH_CODE = re.compile(r"^1[0-5]\d{16}\Z")
+OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}\Z")  # \Z: no trailing newline
+_NOTIFY_URL = re.compile(r"^https?://[^\s?#]+\Z")
+_CNY = re.compile(r"^CNY\Z")
 
 
 class ApiError(Exception):
@@ -273,3 +274,24 @@ CODEPAY = Obj(
 
 CLOSE = Obj({"mchid": Str(32, required=True)})
 REVERSE = Obj({"appid": Str(32, required=True), "mchid": Str(32, required=True)})
+
+# reference §3.7; `from`, `goods_detail` and `funds_account` are not accepted (a terminal never
+# sends them), so they get the unknown-field answer
+REFUND = Obj(
+    {
+        "transaction_id": Str(32, pattern=re.compile(r"^\d{1,32}\Z")),
+        "out_trade_no": Str(32, min_len=6, pattern=OUT_TRADE_NO),
+        "out_refund_no": Str(64, required=True, pattern=OUT_REFUND_NO),
+        "reason": Str(80),
+        "notify_url": Str(256, pattern=_NOTIFY_URL),
+        "amount": Obj(
+            {
+                "refund": Int(1, required=True),
+                "total": Int(1, required=True),
+                "currency": Str(16, required=True, pattern=_CNY),
+            },
+            required=True,
+        ),
+    },
+    any_of=("transaction_id", "out_trade_no"),
+)

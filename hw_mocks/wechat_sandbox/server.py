@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_SKEW_S = 300  # reference §1.1: requests more than 5 min off are refused
 _ORDER = r"/v3/pay/transactions/out-trade-no/([^/?]+)"
+_REFUNDS = r"/v3/refund/domestic/refunds"
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"/v3/certificates"), "certificates"),
     ("POST", re.compile(r"/v3/pay/transactions/native"), "native"),
@@ -42,6 +43,8 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"/v3/pay/transactions/id/([^/?]+)"), "query_id"),
     ("POST", re.compile(_ORDER + "/close"), "close"),
     ("POST", re.compile(_ORDER + "/reverse"), "reverse"),
+    ("POST", re.compile(_REFUNDS), "refund"),
+    ("GET", re.compile(_REFUNDS + r"/([^/?]+)"), "refund_query"),
 )
 
 
@@ -120,8 +123,8 @@ class SandboxApp:
         if method == "POST":
             payload = schema.json_body(body)
             claimed = payload.get("mchid")
-        elif path == "/v3/certificates":
-            claimed = None  # the one GET without ?mchid=
+        elif path == "/v3/certificates" or path.startswith("/v3/refund/"):
+            claimed = None  # GETs without ?mchid= (a direct merchant's refund query has none)
         else:
             values = parse_qs(query).get("mchid")
             claimed = values[0] if values else None
@@ -164,6 +167,10 @@ class SandboxApp:
         if name == "close":
             book.close(arg, payload)
             return 204, None
+        if name == "refund":
+            return 200, book.create_refund(payload)
+        if name == "refund_query":
+            return 200, book.query_refund(arg)
         return 200, book.reverse(arg, payload)
 
     def _authenticate(

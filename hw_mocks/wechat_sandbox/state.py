@@ -1,8 +1,10 @@
-"""The sandbox's orders: idempotent create, payment scenarios, query, close, reverse, scans.
+"""The sandbox's orders: idempotent create, payment scenarios, query, close, reverse, scans,
+and refunds (whose rules are in refunds.py).
 
 One lock guards everything (the HTTP server answers on several threads). Time comes from the
 order clock; USERPAYING outcomes and expiries are applied lazily whenever an order is touched.
 With a store, every request's changes are written in one SQLite transaction before it answers.
+Just over ~400 lines: each endpoint is a thin locked entry point here; refund rules are apart.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from hw_mocks.wechat_sandbox import schema
+from hw_mocks.wechat_sandbox import refunds, schema
 from hw_mocks.wechat_sandbox.clock import OrderClock
 from hw_mocks.wechat_sandbox.orders import (
     AMOUNT_SCENARIOS,
@@ -48,14 +50,18 @@ class OrderBook:
         clock: Callable[[], float],
         userpaying_s: float,
         store: OrderStore | None = None,
+        refund_interval_s: float = 60.0,
+        refund_delay_s: float = 2.0,
     ) -> None:
         """Load the store's orders, codes and clock offset when one is given.
 
         Raises:
-            ValueError: the store holds records this version cannot read.
+            ValueError: the store holds records this version cannot read, or a refund
+                interval or delay is negative.
         """
         self._appid, self._mchid = appid, mchid
         self._userpaying_s = userpaying_s
+        self._refunds = refunds.RefundDesk(interval_s=refund_interval_s, delay_s=refund_delay_s)
         self._store = store
         self._lock = threading.Lock()
         self._orders: dict[str, Order] = {}
@@ -168,10 +174,35 @@ class OrderBook:
             if now - order.created_at > ORDER_LIFETIME_S:
                 msg = "订单已超过撤销期限，请使用退款"
                 raise ApiError(400, "REVERSE_EXPIRE", msg, schema.ID_EXPIRED)
+            if order.refunds:
+                msg = "订单已发生退款，不能撤销"
+                raise ApiError(400, "INVALID_REQUEST", msg, schema.ID_TRADE_ERROR)
             if order.state != "REVOKED":
                 order.refunded = order.state == "SUCCESS"
                 order.state, order.settle_at = "REVOKED", None
             return {"appid": self._appid, "mchid": self._mchid, "out_trade_no": out_trade_no}
+
+    def create_refund(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v3/refund/domestic/refunds (reference §3.7): the Refund object."""
+        schema.check(schema.REFUND, body)
+        with self._txn():
+            now = self.clock()
+            return self._refunds.create(
+                body,
+                self._orders,
+                self._by_transaction_id,
+                lambda order: self._advance(order, now),
+                now,
+            )
+
+    def query_refund(self, out_refund_no: str) -> dict[str, Any]:
+        with self._txn():
+            found = refunds.find(self._orders.values(), out_refund_no)
+            if found is None:
+                raise refunds.not_exist()
+            order, refund = found
+            self._advance(order, self.clock())
+            return refunds.refund_object(order, refund)
 
     # ------------------------------------------------------------ /sandbox control
 
@@ -314,6 +345,7 @@ class OrderBook:
                 order.state = "PAYERROR"
         elif order.state == "NOTPAY" and now - order.created_at >= ORDER_LIFETIME_S:
             order.state = "CLOSED"
+        refunds.settle(order, now)
 
     def _pay(self, order: Order, now: float) -> None:
         order.state = "SUCCESS"

@@ -1,4 +1,4 @@
-"""WeChat Pay APIv3 client for a terminal: Native QR, payment code, query, close, reverse.
+"""WeChat Pay APIv3 client for a terminal: Native QR, payment code, query, close, reverse, refunds.
 
 Reference: wechatpay-v3.md §0-§5. Every request is signed, every 2xx answer must be signed by the
 WeChat Pay public key named in our `Wechatpay-Serial`. Errors (all raised by `WeChatPayClient`):
@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pos_terminal.errors import PaymentError
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.codes import mask_code
+from pos_terminal.payments.wechat_refund_types import Refund, refund_from_json
+from pos_terminal.payments.wechat_refund_types import RefundStatus as RefundStatus  # re-export
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ MAX_BODY_BYTES = 1 << 20  # answers larger than 1 MiB are refused unread
 MAX_CLOCK_SKEW_S = 300  # §1.2: reject |now - Wechatpay-Timestamp| > 5 min
 DEFAULT_USER_AGENT = "pos-terminal/0.1 (WeChatPay APIv3; Linux)"
 _UNKNOWN_OUTCOME_CODES = frozenset({"SYSTEMERROR", "BANKERROR"})
+_REFUNDS = "/v3/refund/domestic/refunds"
 
 
 # ---------------------------------------------------------------- errors
@@ -230,6 +233,19 @@ def parse_transaction(body: bytes, *, what: str = "transaction") -> Transaction:
     )
 
 
+def parse_refund(body: bytes, *, out_refund_no: str, out_trade_no: str | None = None) -> Refund:
+    """Parse a Refund answer strictly (wechat_refund_types) for `out_refund_no` (and order).
+
+    Raises:
+        WeChatResponseError: not JSON, a field missing or mistyped, or another refund's answer.
+    """
+    data = _json_object(body, "refund")
+    try:
+        return refund_from_json(data, out_refund_no=out_refund_no, out_trade_no=out_trade_no)
+    except ValueError as exc:
+        raise WeChatResponseError(f"refund {out_refund_no!r:.70}: {exc}") from exc
+
+
 def parse_api_error(status: int, body: bytes, request_id: str) -> WeChatApiError:
     """Turn a 4xx/5xx body into a WeChatApiError; a non-JSON body keeps the HTTP status as code."""
     try:
@@ -374,6 +390,32 @@ class WeChatPayClient:
         body = {"appid": self._creds.appid, "mchid": self._creds.mchid}
         answer = await self._call("POST", f"{_order_path(out_trade_no)}/reverse", body)
         self._expect(answer, 200)
+
+    async def create_refund(
+        self,
+        *,
+        out_refund_no: str,
+        out_trade_no: str,
+        refund_fen: int,
+        total_fen: int,
+        reason: str | None = None,
+    ) -> Refund:
+        """Ask for a refund (§3.7); the answer means accepted (usually PROCESSING), not done.
+        On an unknown outcome (transport error, 5xx, 429) query it; if RESOURCE_NOT_EXISTS,
+        resend the same number and amounts, never a new number (§4.5)."""
+        amount = {"refund": refund_fen, "total": total_fen, "currency": "CNY"}
+        body = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no, "amount": amount}
+        if reason is not None:
+            body["reason"] = reason
+        answer = await self._call("POST", _REFUNDS, body, note=f"refund {out_refund_no}")
+        self._expect(answer, 200)
+        return parse_refund(answer.body, out_refund_no=out_refund_no, out_trade_no=out_trade_no)
+
+    async def query_refund(self, *, out_refund_no: str) -> Refund:
+        """The refund now (§3.7); an unknown number raises WeChatApiError RESOURCE_NOT_EXISTS."""
+        answer = await self._call("GET", f"{_REFUNDS}/{quote(out_refund_no, safe='*@')}", None)
+        self._expect(answer, 200)
+        return parse_refund(answer.body, out_refund_no=out_refund_no)
 
     # ------------------------------------------------------------ transport and verification
 

@@ -1,0 +1,148 @@
+"""WeChat Pay refund policy: the refund number is journaled first and every retry reuses it.
+
+Reference: wechatpay-v3.md §3.7, §4.5. A timeout, 5xx or 429 never leads to a new number: the
+refund is queried, and if WeChat does not have it the *same* request is sent again, so a refund
+can never happen twice. PROCESSING refunds are followed until SUCCESS, CLOSED or ABNORMAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+
+from pos_terminal.clock import Clock
+from pos_terminal.config import PaymentConfig
+from pos_terminal.journal import JournalWorker
+from pos_terminal.journal_refunds import REFUND_FINAL, RefundBook, RefundRow, RefundState
+from pos_terminal.payments.wechat import (
+    Refund,
+    RefundStatus,
+    WeChatApiError,
+    WeChatPayClient,
+    WeChatPayError,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_OF = {
+    RefundStatus.PROCESSING: RefundState.PROCESSING,
+    RefundStatus.SUCCESS: RefundState.SUCCESS,
+    RefundStatus.CLOSED: RefundState.CLOSED,
+    RefundStatus.ABNORMAL: RefundState.ABNORMAL,
+}
+
+
+class WeChatRefunds:
+    def __init__(
+        self,
+        client: WeChatPayClient,
+        journal: JournalWorker,
+        clock: Clock,
+        settings: PaymentConfig,
+        terminal_id: str,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.clock = clock
+        self.settings = settings
+        self.prefix = "R" + re.sub(r"[^0-9A-Za-z_-]", "", terminal_id)[:12]
+
+    def new_out_refund_no(self) -> str:
+        return f"{self.prefix}{self.clock.now():%y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+
+    async def refund(self, out_trade_no: str, amount_fen: int, reason: str = "") -> RefundRow:
+        """Refund part or all of an approved sale; returns the row once final or after
+        `refund_wait_s` (still PROCESSING then: WeChat has it, `follow` continues later).
+
+        Raises:
+            JournalError: the sale is not approved or the amount exceeds what is refundable.
+        """
+        number, now = self.new_out_refund_no(), self.clock.now()
+        row = await self.journal(
+            lambda j: RefundBook(j).begin(
+                out_trade_no=out_trade_no,
+                out_refund_no=number,
+                amount_fen=amount_fen,
+                reason=reason,
+                now=now,
+            )
+        )
+        log.info("refund %s of %s: %d fen, journaled PENDING", number, out_trade_no, amount_fen)
+        row = await self.submit(row)
+        return await self.follow(row, self.settings.refund_wait_s)
+
+    async def submit(self, row: RefundRow) -> RefundRow:
+        """Get a PENDING refund to WeChat: send, or on doubt query, then resend the same one."""
+        delay = self.settings.retry_backoff_s
+        while row.state is RefundState.PENDING:
+            try:
+                answer = await self.client.create_refund(
+                    out_refund_no=row.out_refund_no,
+                    out_trade_no=row.out_trade_no,
+                    refund_fen=row.amount_fen,
+                    total_fen=row.paid_fen,
+                    reason=row.reason or None,
+                )
+                return await self._record(row, answer)
+            except WeChatApiError as exc:
+                if not exc.outcome_unknown:
+                    return await self._move(row, RefundState.REFUSED, f"{exc.code}: {exc.message}")
+                await self._note(row, f"create: outcome unknown ({exc.code})")
+            except WeChatPayError as exc:
+                await self._note(row, f"create: outcome unknown ({exc})")
+            found = await self._query(row)
+            if found is not None:
+                return await self._record(row, found)
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        return row
+
+    async def follow(self, row: RefundRow, wait_s: float) -> RefundRow:
+        """Query a PROCESSING refund until it is final or `wait_s` has passed."""
+        deadline = self.clock.monotonic() + wait_s
+        while row.state not in REFUND_FINAL and self.clock.monotonic() < deadline:
+            await self.clock.sleep(self.settings.refund_poll_interval_s)
+            found = await self._query(row)
+            if found is not None:
+                row = await self._record(row, found)
+        return row
+
+    async def resolve(self) -> int:
+        """Boot: every PENDING refund reaches WeChat (or is refused); PROCESSING ones: asked once.
+
+        Returns how many refunds were looked at.
+        """
+        rows = await self.journal(lambda j: RefundBook(j).unresolved())
+        for row in rows:
+            row = await self.submit(row)
+            await self.follow(row, 0.0)
+        return len(rows)
+
+    async def _query(self, row: RefundRow) -> Refund | None:
+        try:
+            return await self.client.query_refund(out_refund_no=row.out_refund_no)
+        except WeChatPayError as exc:
+            log.info("refund %s: query failed: %s", row.out_refund_no, exc)
+            return None
+
+    async def _record(self, row: RefundRow, answer: Refund) -> RefundRow:
+        to = STATE_OF[answer.status]
+        if to is row.state:
+            return row
+        return await self._move(row, to, f"WeChat: {answer.status}", answer.refund_id)
+
+    async def _move(
+        self, row: RefundRow, to: RefundState, note: str, refund_id: str | None = None
+    ) -> RefundRow:
+        now = self.clock.now()
+        moved = await self.journal(
+            lambda j: RefundBook(j).transition(row.id, to, now=now, note=note, refund_id=refund_id)
+        )
+        log.info("refund %s: %s (%s)", row.out_refund_no, to, note)
+        return moved
+
+    async def _note(self, row: RefundRow, note: str) -> None:
+        now = self.clock.now()
+        await self.journal(lambda j: RefundBook(j).note(row.id, note, now=now))
+        log.info("refund %s: %s", row.out_refund_no, note)

@@ -1,0 +1,121 @@
+"""Refunds through the terminal's policy and journal, against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hw_mocks.customer import Wallet
+from hw_mocks.wechat_sandbox import Faults, WeChatSandbox
+from pos_terminal.config import Config
+from pos_terminal.errors import PosError
+from pos_terminal.journal import Journal
+from pos_terminal.journal_refunds import RefundBook, RefundState
+from pos_terminal.machine import Phase
+from tests.flow_harness import Harness, flow_config, running
+
+REFUNDS = "/v3/refund/domestic/refunds"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[WeChatSandbox]:
+    server = WeChatSandbox(
+        tmp_path / "sandbox", refund_delay_s=0.2, refund_interval_s=0, persist=True
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def config_for(tmp_path: Path, sandbox: WeChatSandbox) -> Config:
+    return flow_config(tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json)
+
+
+async def sell(h: Harness, digits: str) -> str:
+    await h.ring_up(digits)
+    h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+    state = await h.result()
+    assert state.phase is Phase.APPROVED and state.last_sale is not None
+    return state.last_sale.out_trade_no
+
+
+def remote_refunds(sandbox: WeChatSandbox, out_trade_no: str) -> list[dict[str, object]]:
+    view = httpx.get(f"{sandbox.base_url}/sandbox/orders/{out_trade_no}", timeout=5).json()
+    return list(view["refunds"])
+
+
+def test_a_full_refund_succeeds_and_is_journaled(tmp_path: Path, sandbox: WeChatSandbox) -> None:
+    async def scenario() -> None:
+        async with running(config_for(tmp_path, sandbox), sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "1234")
+            row = await h.terminal.runtime.refunds.refund(sale, 1234, "顾客退货")
+            assert row.state is RefundState.SUCCESS and row.refund_id
+            assert await h.remote(sale) == "REFUND"
+            assert len(remote_refunds(sandbox, sale)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_partial_refunds_never_exceed_the_sale(tmp_path: Path, sandbox: WeChatSandbox) -> None:
+    async def scenario() -> None:
+        async with running(config_for(tmp_path, sandbox), sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "1000")
+            refunds = h.terminal.runtime.refunds
+            assert (await refunds.refund(sale, 300)).state is RefundState.SUCCESS
+            assert (await refunds.refund(sale, 700)).state is RefundState.SUCCESS
+            with pytest.raises(PosError, match="only 0 fen refundable"):
+                await refunds.refund(sale, 1)
+            assert len(remote_refunds(sandbox, sale)) == 2  # the refused one never left
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_answer_is_queried_and_never_refunds_twice(
+    tmp_path: Path, sandbox: WeChatSandbox
+) -> None:
+    async def scenario() -> None:
+        async with running(config_for(tmp_path, sandbox), sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "888")
+            sandbox.fault_next("POST", REFUNDS, Faults(system_error_after_commit=True))
+            row = await h.terminal.runtime.refunds.refund(sale, 888)
+            assert row.state is RefundState.SUCCESS
+            assert len(remote_refunds(sandbox, sale)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_refund_left_pending_by_a_crash_is_sent_at_the_next_start(
+    tmp_path: Path, sandbox: WeChatSandbox
+) -> None:
+    config = config_for(tmp_path, sandbox)
+
+    async def first_run() -> str:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            return await sell(h, "555")
+
+    sale = asyncio.run(first_run())
+    journal = Journal(tmp_path / "journal.sqlite")  # the crash: journaled, never sent
+    journal.open()
+    RefundBook(journal).begin(
+        out_trade_no=sale,
+        out_refund_no="RT0001CRASH0001",
+        amount_fen=555,
+        reason="",
+        now=datetime.now().astimezone(),
+    )
+    journal.close()
+
+    async def second_run() -> None:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            [row] = await h.terminal.runtime.journal(lambda j: RefundBook(j).of_sale(sale))
+            assert row.state in (RefundState.PROCESSING, RefundState.SUCCESS)
+            assert [r["out_refund_no"] for r in remote_refunds(sandbox, sale)] == [
+                "RT0001CRASH0001"
+            ]
+
+    asyncio.run(second_run())
