@@ -2,7 +2,8 @@
 
 `python -m tests.crash_terminal WORK_DIR SANDBOX_URL SEED [--recover-only]`. Each sale gets a
 unique amount from a counter file, so the parent can tell one customer's sale from another's.
-With --recover-only it starts (which resolves the journal), prints `recovered`, and exits.
+Some sales are refunded right after. With --recover-only it starts (which resolves the
+journal), prints `recovered`, and exits.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ def next_amount(counter: Path) -> int:
         f.flush()
         os.fsync(f.fileno())
     return BASE_AMOUNT_FEN + n
+
+
+async def maybe_refund(h: Harness, rng: random.Random) -> None:
+    """Now and then the customer comes back: refund part or all of the sale just made."""
+    sale = h.terminal.runtime.state.last_sale
+    if h.terminal.runtime.state.phase is Phase.APPROVED and sale and rng.random() < 0.3:
+        amount = rng.choice([sale.amount_fen, rng.randint(1, sale.amount_fen)])
+        await h.terminal.runtime.refunds.refund(sale.out_trade_no, amount, "crash test")
 
 
 async def code_sale(h: Harness, rng: random.Random, amount: int) -> None:
@@ -67,6 +76,7 @@ async def main(work: Path, sandbox_url: str, seed: int, recover_only: bool) -> N
             amount = next_amount(work / "counter")
             await rng.choice([code_sale, qr_sale])(h, rng, amount)
             await h.until(lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED))
+            await maybe_refund(h, rng)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ payment:
   qr_poll_interval_s: {qr_poll}
   qr_expiry_s: 30
   retry_backoff_s: 0.05
+  refund_poll_interval_s: 0.1
 screen:
   awaiting_timeout_s: 60
   result_hold_s: 30

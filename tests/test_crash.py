@@ -30,7 +30,7 @@ ROUNDS = int(os.environ.get("CRASH_ROUNDS", "25"))
 
 # journal final state -> sandbox trade_state values it may stand beside
 MATCHES = {
-    "APPROVED": {"SUCCESS"},
+    "APPROVED": {"SUCCESS", "REFUND"},  # refunds are rows of their own
     "CLOSED": {"CLOSED", None},
     "REVERSED": {"REVOKED"},
     "DECLINED": {None},  # refused before an order existed
@@ -71,6 +71,15 @@ def _journal(work: Path) -> list[tuple[str, str, int]]:
         db.close()
 
 
+def _refund_in_doubt(work: Path) -> bool:
+    db = sqlite3.connect(f"file:{work / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        found = db.execute("SELECT 1 FROM refunds WHERE state IN ('PENDING', 'PROCESSING')")
+        return found.fetchone() is not None
+    finally:
+        db.close()
+
+
 def check_consistency(work: Path, url: str) -> int:
     """Assert the invariants after recovery; returns the number of journal rows."""
     rows = _journal(work)
@@ -83,16 +92,54 @@ def check_consistency(work: Path, url: str) -> int:
         assert remote in MATCHES[state], f"{no}: journal {state}, sandbox {remote}"
     orphans = set(orders) - set(journal)
     assert not orphans, f"orders sent without a journal row first: {orphans}"
-    paid = Counter(o["amount_total"] for o in orders.values() if o["trade_state"] == "SUCCESS")
+    check_refunds(work, orders)
+    paid = Counter(
+        o["amount_total"] for o in orders.values() if o["trade_state"] in ("SUCCESS", "REFUND")
+    )
     twice = [amount for amount, n in paid.items() if n > 1]
     assert not twice, f"customers charged twice (sale amounts): {twice}"
     return len(rows)
 
 
+# journal refund state -> sandbox refund statuses it may stand beside (WeChat may be ahead)
+REFUND_MATCHES = {
+    "PROCESSING": {"PROCESSING", "SUCCESS"},
+    "SUCCESS": {"SUCCESS"},
+    "CLOSED": {"CLOSED"},
+    "ABNORMAL": {"ABNORMAL"},
+    "REFUSED": {None},
+}
+
+
+def check_refunds(work: Path, orders: dict[str, dict[str, object]]) -> None:
+    """Every refund journaled first, none in doubt, none beyond what was paid."""
+    db = sqlite3.connect(f"file:{work / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        journal = dict(db.execute("SELECT out_refund_no, state FROM refunds"))
+    finally:
+        db.close()
+    remote = {
+        r["out_refund_no"]: (no, r)
+        for no, order in orders.items()
+        for r in order.get("refunds", [])  # type: ignore[attr-defined]
+    }
+    assert "PENDING" not in journal.values(), "a refund left in doubt after recovery"
+    assert not set(remote) - set(journal), "a refund reached WeChat without a journal row"
+    for number, state in journal.items():
+        status = remote[number][1]["status"] if number in remote else None
+        assert status in REFUND_MATCHES[state], (
+            f"refund {number}: journal {state}, sandbox {status}"
+        )
+    for no, order in orders.items():
+        live = [r for r in order.get("refunds", []) if r["status"] != "CLOSED"]  # type: ignore[attr-defined]
+        refunded = sum(int(r["refund_fen"]) for r in live)
+        assert refunded <= int(order["amount_total"]), f"{no}: refunded {refunded} > paid"  # type: ignore[call-overload]
+
+
 @pytest.mark.timeout(3600)
 def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> None:
     rng = random.Random(20261126)
-    kills = in_flight = 0
+    kills = in_flight = refunding = 0
     with sandbox_process(tmp_path / "sandbox") as url:
         for round_no in range(ROUNDS):
             slow = rng.random() < 0.4
@@ -106,10 +153,14 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             child.wait(timeout=30)
             kills += 1
             in_flight += any(state in ("PENDING", "QR_SHOWN") for _, state, _ in _journal(tmp_path))
+            refunding += _refund_in_doubt(tmp_path)
             _control(url, "/sandbox/faults", {})
             checker = _child(tmp_path, url, round_no, "--recover-only")
             out, _ = checker.communicate(timeout=120)
             assert out.strip() == "recovered", f"recovery failed:\n{_log_tail(tmp_path)}"
             rows = check_consistency(tmp_path, url)
-    print(f"\ncrash test: {kills} kills, {in_flight} with a payment in flight, {rows} checked")
+    print(
+        f"\ncrash test: {kills} kills, {in_flight} with a payment in flight, "
+        f"{refunding} with a refund not yet sent or final, {rows} payments checked"
+    )
     assert in_flight > 0, "no kill landed while a payment was in flight: the test proved nothing"

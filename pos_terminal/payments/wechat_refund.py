@@ -116,7 +116,10 @@ class WeChatRefunds:
         rows = await self.journal(lambda j: RefundBook(j).unresolved())
         for row in rows:
             row = await self.submit(row)
-            await self.follow(row, 0.0)
+            if row.state not in REFUND_FINAL:
+                found = await self._query(row)
+                if found is not None:
+                    await self._record(row, found)
         return len(rows)
 
     async def _query(self, row: RefundRow) -> Refund | None:
