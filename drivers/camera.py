@@ -9,17 +9,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-from drivers.decoders import CodeDecoder, build_decoder, to_grey
 from pos_terminal.config_schema import bounds
 from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter
+
+if TYPE_CHECKING:  # numpy and the decoders (OpenCV) load when a camera opens, not with config
+    import numpy.typing as npt
+
+    from drivers.decoders import CodeDecoder
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class CameraScanner:
 
     async def open(self, post: Post) -> None:
         """Raises DeviceError (camera missing, pyzbar without libzbar)."""
+        from drivers.decoders import build_decoder
+
         decoder = self._decoder or build_decoder(
             self._config.decoder, ladder=self._config.preprocess
         )
@@ -201,6 +204,10 @@ class CameraScanner:
                     self._busy = False
 
     def _handle(self, decoder: CodeDecoder, image: npt.NDArray[Any], post: Post) -> None:
+        import numpy as np
+
+        from drivers.decoders import to_grey
+
         try:
             grey = to_grey(np.asarray(image), self._config.decode_width)
         except ValueError as exc:

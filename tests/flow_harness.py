@@ -69,6 +69,7 @@ devices:
   printer:
     out_dir: {tmp / "receipts"}
     check_interval_s: 0.1
+    png: false  # pictures are for people; flow tests read the decoded text
 journal:
   path: {tmp / "journal.sqlite"}
 {wechat}{FAST_TIMINGS.format(deadline=deadline, qr_poll=qr_poll)}"""
