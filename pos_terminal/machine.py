@@ -174,8 +174,10 @@ class PrintReceipt:
 
 
 @dataclass(frozen=True)
-class ReprintLast:
-    """Print the most recent approved sale again."""
+class Reprint:
+    """Print an approved sale again: the one with this order number, or the latest."""
+
+    out_trade_no: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ Effect = (
     | StartNativePayment
     | CancelPayment
     | PrintReceipt
-    | ReprintLast
+    | Reprint
     | StartTimer
     | CancelTimer
 )
@@ -416,7 +418,16 @@ def _printed(state: State, event: Event) -> Outcome:
 
 
 def _reprint(state: State, event: Event) -> Outcome:
-    return state, [ReprintLast()]
+    return state, [Reprint()]
+
+
+def _scanned_while_idle(state: State, event: Event) -> Outcome | None:
+    """A receipt's QR (its order number) scanned while idle: print that receipt again."""
+    assert isinstance(event, CodeScanned)
+    code = event.code.strip()
+    if not code or state.code_rules.classify(code).provider is not None:
+        return None  # a payment code needs an amount first
+    return state, [Reprint(code)]
 
 
 # ---------------------------------------------------------------------------- the table
@@ -458,6 +469,7 @@ RULES: tuple[Rule, ...] = (
     *(Rule(src, "PaymentCancelled", (P.DECLINED,), _cancelled) for src in _WAITING_FOR_RESULT),
     Rule(P.PRINTING, "PrintDone", (P.APPROVED,), _printed),
     Rule(P.IDLE, "reprint", (P.IDLE,), _reprint),
+    Rule(P.IDLE, "CodeScanned", (P.IDLE,), _scanned_while_idle),
     Rule(P.APPROVED, "reprint", (P.APPROVED,), _reprint),
     Rule(P.APPROVED, "digit", (P.ENTERING_AMOUNT,), _digit),
     Rule(P.APPROVED, "enter", (P.IDLE,), _to_idle),

@@ -16,7 +16,7 @@ from drivers.printer_escpos import PaperStatus
 from pos_terminal.config import Config
 from pos_terminal.devices import ReceiptPrinter
 from pos_terminal.errors import DeviceError
-from pos_terminal.journal import JournalWorker, PaymentRow
+from pos_terminal.journal import JournalWorker, PaymentRow, RowState
 from pos_terminal.machine import Event, PrintDone, PrinterChanged
 from pos_terminal.receipt import PrinterProfile, SaleReceipt, layout_sale, render_escpos
 
@@ -59,10 +59,16 @@ class ReceiptDesk:
         error = "no such sale in the journal" if row is None else await self._print(row, False)
         self.post(PrintDone(error is None, error or ""))
 
-    async def reprint_last(self) -> None:
-        row = await self.journal(lambda j: j.latest_sale())
-        if row is not None:
-            await self._print(row, True)
+    async def reprint(self, out_trade_no: str | None) -> None:
+        """Print an approved sale again (the latest when no number is given), marked REPRINT."""
+        if out_trade_no is None:
+            row = await self.journal(lambda j: j.latest_sale())
+        else:
+            row = await self.journal(lambda j: j.by_out_trade_no(out_trade_no))
+        if row is None or row.state is not RowState.APPROVED:
+            log.info("reprint of %r: no approved sale with that number", out_trade_no)
+            return
+        await self._print(row, True)
 
     async def watch(self) -> None:
         """While receipts wait on a failed printer, check it and print them when it is back."""

@@ -159,8 +159,8 @@ class Runtime:
                     current.cancel.set()
             case m.PrintReceipt(sale):
                 self._spawn(self.desk.print_sale(sale.out_trade_no))
-            case m.ReprintLast():
-                self._spawn(self.desk.reprint_last())
+            case m.Reprint(out_trade_no):
+                self._spawn(self.desk.reprint(out_trade_no))
 
     def _duration(self, key: str) -> float:
         return {

@@ -396,3 +396,28 @@ def test_the_cashier_can_reprint_the_last_receipt(tmp_path: Path) -> None:
             assert h.printer.last.qr_payloads == [row.out_trade_no] * 2  # type: ignore[union-attr]
 
     asyncio.run(scenario())
+
+
+def test_scanning_an_old_receipt_while_idle_reprints_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            first = []
+            for digits in ("111", "222"):
+                await h.ring_up(digits)
+                h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+                state = await h.result()
+                assert state.last_sale is not None
+                first.append(state.last_sale.out_trade_no)
+            h.keypad.press(Key.CANCEL)
+            await h.until(lambda s: s.phase is Phase.IDLE)
+            h.scanner.scan(first[0])  # the QR printed on the first receipt
+            h.scanner.scan("T0001NOSUCHORDER")  # not a sale of this terminal: nothing printed
+            for _ in range(100):
+                if h.printer.jobs == 3:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+            assert h.printer.names == [*first, f"{first[0]}-reprint"]
+            assert "￥1.11" in "\n".join(h.printer.last.lines)  # type: ignore[union-attr]
+
+    asyncio.run(scenario())

@@ -207,7 +207,16 @@ def test_printer_news_only_sets_the_notice_in_every_phase(phase: Phase) -> None:
 
 @pytest.mark.parametrize("phase", [Phase.IDLE, Phase.APPROVED])
 def test_reprint_asks_for_the_last_receipt_again(phase: Phase) -> None:
-    assert m.step(at(phase), key(Key.REPRINT)) == (at(phase), [m.ReprintLast()])
+    assert m.step(at(phase), key(Key.REPRINT)) == (at(phase), [m.Reprint()])
+
+
+def test_a_receipt_qr_scanned_while_idle_reprints_that_receipt() -> None:
+    state = at(Phase.IDLE)
+    assert m.step(state, m.CodeScanned("T0001261126101500123456\n")) == (
+        state,
+        [m.Reprint("T0001261126101500123456")],
+    )
+    assert m.step(state, m.CodeScanned(WECHAT_CODE)) == (state, [])
 
 
 def test_the_diagram_names_every_rule() -> None:
