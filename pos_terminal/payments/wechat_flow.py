@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import re
-import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +30,7 @@ from pos_terminal.machine import (
     QrReady,
 )
 from pos_terminal.payments.codes import mask_code
+from pos_terminal.payments.numbers import new_number
 from pos_terminal.payments.wechat import (
     TradeState,
     Transaction,
@@ -77,13 +76,6 @@ class WeChatPayments:
         self.clock = clock
         self.settings = settings
         self.shop = shop
-
-    # ------------------------------------------------------------------ identifiers
-
-    def new_out_trade_no(self) -> str:
-        """Terminal id, local time and 6 random digits: unique, 6-32 chars of [0-9A-Za-z_-]."""
-        prefix = re.sub(r"[^0-9A-Za-z_-]", "", self.shop.terminal_id)[:12]
-        return f"{prefix}{self.clock.now():%y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
 
     # ------------------------------------------------------------------ payment code (codepay)
 
@@ -339,8 +331,8 @@ class WeChatPayments:
     # ------------------------------------------------------------------ journal steps
 
     async def _begin(self, method: Method, amount_fen: int, masked: str | None) -> PaymentRow:
-        out_trade_no = self.new_out_trade_no()
         now = self.clock.now()
+        out_trade_no = new_number("", self.shop.terminal_id, now)
         row = await self.journal(
             lambda j: j.begin_sale(
                 method=method,

@@ -8,13 +8,12 @@ can never happen twice. PROCESSING refunds are followed until SUCCESS, CLOSED or
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 
 from pos_terminal.clock import Clock
 from pos_terminal.config import PaymentConfig
 from pos_terminal.journal import JournalWorker
 from pos_terminal.journal_refunds import REFUND_FINAL, RefundBook, RefundRow, RefundState
+from pos_terminal.payments.numbers import new_number
 from pos_terminal.payments.wechat import (
     Refund,
     RefundStatus,
@@ -46,10 +45,7 @@ class WeChatRefunds:
         self.journal = journal
         self.clock = clock
         self.settings = settings
-        self.prefix = "R" + re.sub(r"[^0-9A-Za-z_-]", "", terminal_id)[:12]
-
-    def new_out_refund_no(self) -> str:
-        return f"{self.prefix}{self.clock.now():%y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+        self.terminal_id = terminal_id
 
     async def refund(self, out_trade_no: str, amount_fen: int, reason: str = "") -> RefundRow:
         """Refund part or all of an approved sale; returns the row once final or after
@@ -58,7 +54,8 @@ class WeChatRefunds:
         Raises:
             JournalError: the sale is not approved or the amount exceeds what is refundable.
         """
-        number, now = self.new_out_refund_no(), self.clock.now()
+        now = self.clock.now()
+        number = new_number("R", self.terminal_id, now)
         row = await self.journal(
             lambda j: RefundBook(j).begin(
                 out_trade_no=out_trade_no,
