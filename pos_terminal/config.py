@@ -113,6 +113,12 @@ class ScreenConfig:
 
 
 @dataclass(frozen=True)
+class StaffConfig:
+    # sha256 hex of the supervisor PIN that authorises refunds; empty turns refunds off
+    supervisor_pin_sha256: str = ""
+
+
+@dataclass(frozen=True)
 class JournalConfig:
     path: str = "var/journal.sqlite"
 
@@ -125,6 +131,7 @@ class Config:
     payment: PaymentConfig = PaymentConfig()
     screen: ScreenConfig = ScreenConfig()
     journal: JournalConfig = JournalConfig()
+    staff: StaffConfig = StaffConfig()
 
 
 def load_config(path: Path) -> Config:

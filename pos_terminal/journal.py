@@ -269,6 +269,17 @@ class Journal:
         ).fetchone()
         return _row(found) if found is not None else None
 
+    def find_sale(self, query: str) -> PaymentRow | None:
+        """An approved sale by its order number, or by trailing digits when they match one only."""
+        exact = self.by_out_trade_no(query)
+        if exact is not None or not query.isdigit() or len(query) < 4:
+            return exact if exact is not None and exact.state is RowState.APPROVED else None
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM payments WHERE state = ? AND out_trade_no LIKE ? LIMIT 2",
+            (RowState.APPROVED, f"%{query}"),
+        ).fetchall()
+        return _row(found[0]) if len(found) == 1 else None
+
     def unresolved(self) -> list[PaymentRow]:
         """Rows not in a final state, oldest first."""
         marks = ",".join("?" for _ in FINAL_STATES)

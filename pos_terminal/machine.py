@@ -8,6 +8,8 @@ sale can be read, tested and drawn from one place.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -30,6 +32,11 @@ class Phase(StrEnum):
     PRINTING = "PRINTING"
     APPROVED = "APPROVED"
     DECLINED = "DECLINED"
+    SUPERVISOR_PIN = "SUPERVISOR_PIN"  # refunds need the supervisor's PIN
+    REFUND_ORDER = "REFUND_ORDER"  # scan the receipt's QR or type the order number
+    REFUND_AMOUNT = "REFUND_AMOUNT"  # full by default, or key a partial amount
+    REFUNDING = "REFUNDING"
+    REFUND_RESULT = "REFUND_RESULT"
 
 
 class Key(StrEnum):
@@ -41,6 +48,7 @@ class Key(StrEnum):
     CANCEL = "cancel"
     QR = "qr"  # "show a QR code for the customer to scan"
     REPRINT = "reprint"  # print the last receipt again, marked 重印 REPRINT
+    REFUND = "refund"  # start a refund (supervisor)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,25 @@ class TimerExpired:
 
 
 @dataclass(frozen=True)
+class OrderFound:
+    """The sale a refund was asked for, and how much of it may still be refunded."""
+
+    out_trade_no: str
+    refundable_fen: int
+
+
+@dataclass(frozen=True)
+class OrderNotFound:
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundFinished:
+    ok: bool  # accepted by WeChat (SUCCESS, or PROCESSING: the money is on its way)
+    message: str
+
+
+@dataclass(frozen=True)
 class PrinterChanged:
     """The printer failed or came back; it is news in every phase, so RULES do not list it."""
 
@@ -130,6 +157,9 @@ Event = (
     | PrintDone
     | TimerExpired
     | PrinterChanged
+    | OrderFound
+    | OrderNotFound
+    | RefundFinished
 )
 
 # ---------------------------------------------------------------------------- effects
@@ -181,6 +211,19 @@ class Reprint:
 
 
 @dataclass(frozen=True)
+class FindRefundable:
+    """Look a sale up by its order number, or by the trailing digits the cashier typed."""
+
+    query: str
+
+
+@dataclass(frozen=True)
+class StartRefund:
+    out_trade_no: str
+    amount_fen: int
+
+
+@dataclass(frozen=True)
 class StartTimer:
     name: str
     seconds_key: str  # which configured duration: "awaiting", "qr_expiry", "result_hold"
@@ -198,6 +241,8 @@ Effect = (
     | CancelPayment
     | PrintReceipt
     | Reprint
+    | FindRefundable
+    | StartRefund
     | StartTimer
     | CancelTimer
 )
@@ -215,6 +260,10 @@ class State:
     last_sale: ApprovedSale | None = None
     printer_notice: str = ""  # why the printer needs attention; empty when it is fine
     code_rules: CodeRules = DEFAULT_RULES  # which scans are payment codes (from config)
+    supervisor_pin_sha256: str = ""  # from config; empty: refunds are off
+    entry: str = ""  # digits typed for the PIN or the order number
+    refund_order: str | None = None
+    refundable_fen: int = 0
 
 
 Outcome = tuple[State, list[Effect]]
@@ -242,13 +291,16 @@ def _show(state: State, screen: Screen, *more: Effect) -> Outcome:
 # ---------------------------------------------------------------------------- handlers
 
 
+_RESULT_PHASES = (Phase.APPROVED, Phase.DECLINED, Phase.REFUND_RESULT)
+
+
 def _digit(state: State, event: Event) -> Outcome:
     assert isinstance(event, KeyPressed)
     start = 0 if state.phase is not Phase.ENTERING_AMOUNT else state.amount_fen
     fen = money.append_digit(start, int(event.key))
     new = replace(state, phase=Phase.ENTERING_AMOUNT, amount_fen=fen, notice="", code_url=None)
     effects: list[Effect] = [Show(amount_screen(fen))]
-    if state.phase is Phase.APPROVED or state.phase is Phase.DECLINED:
+    if state.phase in _RESULT_PHASES:
         effects.insert(0, CancelTimer(TIMER_RESULT))
     return new, effects
 
@@ -266,9 +318,10 @@ def _to_idle(state: State, event: Event) -> Outcome:
     effects: list[Effect] = [Show(idle_screen())]
     if state.phase is Phase.AWAITING_PAYMENT:
         effects.append(CancelTimer(TIMER_AWAITING))
-    if state.phase in (Phase.APPROVED, Phase.DECLINED):
+    if state.phase in _RESULT_PHASES:
         effects.append(CancelTimer(TIMER_RESULT))
-    return replace(state, phase=Phase.IDLE, amount_fen=0, code_url=None, notice=""), effects
+    idle = replace(state, phase=Phase.IDLE, amount_fen=0, code_url=None, notice="", entry="")
+    return replace(idle, refund_order=None, refundable_fen=0), effects
 
 
 def _recovered(state: State, event: Event) -> Outcome:
@@ -430,6 +483,116 @@ def _scanned_while_idle(state: State, event: Event) -> Outcome | None:
     return state, [Reprint(code)]
 
 
+# ---------------------------------------------------------------------------- refunds
+
+MAX_ENTRY = 24
+PIN_SCREEN = "主管密码 Supervisor PIN"
+ORDER_SCREEN = "扫描小票二维码或输入单号 Scan the receipt QR or type the order no."
+
+
+def _refund_asked(state: State, event: Event) -> Outcome:
+    if not state.supervisor_pin_sha256:
+        notice = "退款未开通 Refunds need staff.supervisor_pin_sha256 in the config"
+        return _show(replace(state, notice=notice), Screen("欢迎光临 Welcome", lines=(notice,)))
+    new = replace(state, phase=Phase.SUPERVISOR_PIN, entry="", notice="")
+    return _show(new, Screen(PIN_SCREEN))
+
+
+def _entry_digit(state: State, event: Event) -> Outcome:
+    assert isinstance(event, KeyPressed)
+    return _entry_shown(replace(state, entry=(state.entry + event.key)[:MAX_ENTRY]))
+
+
+def _entry_backspace(state: State, event: Event) -> Outcome:
+    return _entry_shown(replace(state, entry=state.entry[:-1]))
+
+
+def _entry_shown(state: State) -> Outcome:
+    if state.phase is Phase.SUPERVISOR_PIN:
+        return _show(state, Screen(PIN_SCREEN, lines=("*" * len(state.entry),)))
+    return _show(state, Screen(ORDER_SCREEN, lines=(state.entry, state.notice)))
+
+
+def _pin_entered(state: State, event: Event) -> Outcome:
+    digest = hashlib.sha256(state.entry.encode()).hexdigest()
+    if not hmac.compare_digest(digest, state.supervisor_pin_sha256):
+        notice = "主管密码错误 Wrong supervisor PIN"
+        new = replace(state, phase=Phase.IDLE, entry="", notice=notice)
+        return _show(new, Screen("欢迎光临 Welcome", lines=(notice,)))
+    new = replace(state, phase=Phase.REFUND_ORDER, entry="", notice="")
+    return _show(new, Screen(ORDER_SCREEN))
+
+
+def _order_scanned(state: State, event: Event) -> Outcome | None:
+    assert isinstance(event, CodeScanned)
+    code = event.code.strip()
+    return (replace(state, entry=""), [FindRefundable(code)]) if code else None
+
+
+def _order_typed(state: State, event: Event) -> Outcome | None:
+    return (replace(state, entry=""), [FindRefundable(state.entry)]) if state.entry else None
+
+
+def _order_not_found(state: State, event: Event) -> Outcome:
+    assert isinstance(event, OrderNotFound)
+    return _entry_shown(replace(state, notice=event.reason))
+
+
+def _order_found(state: State, event: Event) -> Outcome:
+    assert isinstance(event, OrderFound)
+    new = replace(
+        state,
+        phase=Phase.REFUND_AMOUNT,
+        refund_order=event.out_trade_no,
+        refundable_fen=event.refundable_fen,
+        amount_fen=event.refundable_fen,
+        entry="",
+        notice="",
+    )
+    return _show(new, _refund_amount_screen(new))
+
+
+def _refund_amount_screen(state: State) -> Screen:
+    limit = money.format_yuan(state.refundable_fen)
+    return Screen(
+        "退款金额 Refund amount",
+        state.amount_fen,
+        (f"{state.refund_order}", f"最多 at most {limit}", "Enter 确认 confirm", state.notice),
+    )
+
+
+def _refund_digit(state: State, event: Event) -> Outcome:
+    assert isinstance(event, KeyPressed)
+    start = state.amount_fen if state.entry else 0  # the first digit replaces the full amount
+    new = replace(state, amount_fen=money.append_digit(start, int(event.key)), entry="typed")
+    return _show(new, _refund_amount_screen(new))
+
+
+def _refund_backspace(state: State, event: Event) -> Outcome:
+    new = replace(state, amount_fen=money.drop_digit(state.amount_fen), entry="typed")
+    return _show(new, _refund_amount_screen(new))
+
+
+def _refund_confirmed(state: State, event: Event) -> Outcome:
+    if not 0 < state.amount_fen <= state.refundable_fen:
+        new = replace(state, notice="金额超出可退范围 Amount outside what may be refunded")
+        return _show(new, _refund_amount_screen(new))
+    assert state.refund_order is not None
+    screen = Screen("正在退款 Refunding", state.amount_fen, ("请稍候 Please wait",))
+    new = replace(state, phase=Phase.REFUNDING, notice="")
+    return new, [Show(screen), StartRefund(state.refund_order, state.amount_fen)]
+
+
+def _refund_finished(state: State, event: Event) -> Outcome:
+    assert isinstance(event, RefundFinished)
+    title = "退款已受理 Refund accepted" if event.ok else "退款失败 Refund failed"
+    new = replace(state, phase=Phase.REFUND_RESULT, notice=event.message, refund_order=None)
+    return new, [
+        Show(Screen(title, state.amount_fen, (event.message,))),
+        StartTimer(TIMER_RESULT, TIMER_RESULT),
+    ]
+
+
 # ---------------------------------------------------------------------------- the table
 
 
@@ -470,6 +633,27 @@ RULES: tuple[Rule, ...] = (
     Rule(P.PRINTING, "PrintDone", (P.APPROVED,), _printed),
     Rule(P.IDLE, "reprint", (P.IDLE,), _reprint),
     Rule(P.IDLE, "CodeScanned", (P.IDLE,), _scanned_while_idle),
+    Rule(P.IDLE, "refund", (P.SUPERVISOR_PIN, P.IDLE), _refund_asked),
+    Rule(P.SUPERVISOR_PIN, "digit", (P.SUPERVISOR_PIN,), _entry_digit),
+    Rule(P.SUPERVISOR_PIN, "backspace", (P.SUPERVISOR_PIN,), _entry_backspace),
+    Rule(P.SUPERVISOR_PIN, "enter", (P.REFUND_ORDER, P.IDLE), _pin_entered),
+    Rule(P.SUPERVISOR_PIN, "cancel", (P.IDLE,), _to_idle),
+    Rule(P.REFUND_ORDER, "CodeScanned", (P.REFUND_ORDER,), _order_scanned),
+    Rule(P.REFUND_ORDER, "digit", (P.REFUND_ORDER,), _entry_digit),
+    Rule(P.REFUND_ORDER, "backspace", (P.REFUND_ORDER,), _entry_backspace),
+    Rule(P.REFUND_ORDER, "enter", (P.REFUND_ORDER,), _order_typed),
+    Rule(P.REFUND_ORDER, "OrderFound", (P.REFUND_AMOUNT,), _order_found),
+    Rule(P.REFUND_ORDER, "OrderNotFound", (P.REFUND_ORDER,), _order_not_found),
+    Rule(P.REFUND_ORDER, "cancel", (P.IDLE,), _to_idle),
+    Rule(P.REFUND_AMOUNT, "digit", (P.REFUND_AMOUNT,), _refund_digit),
+    Rule(P.REFUND_AMOUNT, "backspace", (P.REFUND_AMOUNT,), _refund_backspace),
+    Rule(P.REFUND_AMOUNT, "enter", (P.REFUNDING, P.REFUND_AMOUNT), _refund_confirmed),
+    Rule(P.REFUND_AMOUNT, "cancel", (P.IDLE,), _to_idle),
+    Rule(P.REFUNDING, "RefundFinished", (P.REFUND_RESULT,), _refund_finished),
+    Rule(P.REFUND_RESULT, "digit", (P.ENTERING_AMOUNT,), _digit),
+    Rule(P.REFUND_RESULT, "enter", (P.IDLE,), _to_idle),
+    Rule(P.REFUND_RESULT, "cancel", (P.IDLE,), _to_idle),
+    Rule(P.REFUND_RESULT, f"TimerExpired:{TIMER_RESULT}", (P.IDLE,), _to_idle),
     Rule(P.APPROVED, "reprint", (P.APPROVED,), _reprint),
     Rule(P.APPROVED, "digit", (P.ENTERING_AMOUNT,), _digit),
     Rule(P.APPROVED, "enter", (P.IDLE,), _to_idle),
@@ -504,8 +688,8 @@ def step(state: State, event: Event) -> Outcome:
     return outcome if outcome is not None else (state, [])
 
 
-def initial_state(code_rules: CodeRules = DEFAULT_RULES) -> State:
-    return State(code_rules=code_rules)
+def initial_state(code_rules: CodeRules = DEFAULT_RULES, supervisor_pin_sha256: str = "") -> State:
+    return State(code_rules=code_rules, supervisor_pin_sha256=supervisor_pin_sha256)
 
 
 def mermaid() -> str:

@@ -17,8 +17,15 @@ from pos_terminal.config import Config
 from pos_terminal.devices import ReceiptPrinter
 from pos_terminal.errors import DeviceError
 from pos_terminal.journal import JournalWorker, PaymentRow, RowState
+from pos_terminal.journal_refunds import RefundRow
 from pos_terminal.machine import Event, PrintDone, PrinterChanged
-from pos_terminal.receipt import PrinterProfile, SaleReceipt, layout_sale, render_escpos
+from pos_terminal.receipt import (
+    PrinterProfile,
+    RefundReceipt,
+    SaleReceipt,
+    layout_sale,
+    render_escpos,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,36 @@ class ReceiptDesk:
             log.info("reprint of %r: no approved sale with that number", out_trade_no)
             return
         await self._print(row, True)
+
+    async def print_refund(self, refund: RefundRow) -> None:
+        """The refund receipt (both copies); a failure leaves the printer-needs-attention note."""
+        sale = await self.journal(lambda j: j.by_out_trade_no(refund.out_trade_no))
+        if sale is None:
+            return
+        merchant = self.config.merchant
+        receipt = RefundReceipt(
+            merchant_name=merchant.name,
+            store_id=merchant.store_id,
+            terminal_id=merchant.terminal_id,
+            time=datetime.fromisoformat(refund.updated_at),
+            method_label=METHOD_LABELS.get(sale.method, sale.method),
+            refund_fen=refund.amount_fen,
+            sale_amount_fen=refund.paid_fen,
+            out_trade_no=refund.out_trade_no,
+            out_refund_no=refund.out_refund_no,
+            refund_id=refund.refund_id or "",
+            masked_code=sale.masked_code,
+            reason=refund.reason,
+        )
+        async with self._lock:
+            try:
+                data = await asyncio.to_thread(render_escpos, receipt, self.profile)
+                await self.printer.print_job(refund.out_refund_no, data)
+            except Exception as exc:  # one site per print job
+                log.warning("refund receipt %s not printed: %s", refund.out_refund_no, exc)
+                self._trouble(str(exc))
+                return
+        self._fine()
 
     async def watch(self) -> None:
         """While receipts wait on a failed printer, check it and print them when it is back."""

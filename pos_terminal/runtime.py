@@ -17,7 +17,8 @@ from pos_terminal.clock import Clock
 from pos_terminal.config import Config, code_rules
 from pos_terminal.devices import Devices
 from pos_terminal.errors import PosError
-from pos_terminal.journal import JournalWorker
+from pos_terminal.journal import Journal, JournalWorker
+from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.payments.wechat_flow import WeChatPayments
 from pos_terminal.payments.wechat_refund import WeChatRefunds
 from pos_terminal.printing import ReceiptDesk
@@ -57,7 +58,7 @@ class Runtime:
         self.refunds = refunds
         self.journal = journal
         self.clock = clock
-        self.state = m.initial_state(code_rules(config))
+        self.state = m.initial_state(code_rules(config), config.staff.supervisor_pin_sha256)
         self.screen = m.Screen("正在启动 Starting")
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()
@@ -161,6 +162,10 @@ class Runtime:
                 self._spawn(self.desk.print_sale(sale.out_trade_no))
             case m.Reprint(out_trade_no):
                 self._spawn(self.desk.reprint(out_trade_no))
+            case m.FindRefundable(query):
+                self._spawn(self._find_refundable(query))
+            case m.StartRefund(out_trade_no, amount):
+                self._spawn(self._refund(out_trade_no, amount))
 
     def _duration(self, key: str) -> float:
         return {
@@ -197,6 +202,35 @@ class Runtime:
                 self.post(m.PaymentDeclined(attempt, f"系统错误 System error: {exc}"))
 
         entry.task = self._spawn(guarded())
+
+    async def _find_refundable(self, query: str) -> None:
+        def look(j: Journal) -> tuple[str, int] | None:
+            sale = j.find_sale(query)
+            return (
+                None
+                if sale is None
+                else (sale.out_trade_no, RefundBook(j).refundable_fen(sale.out_trade_no))
+            )
+
+        found = await self.journal(look)
+        if found is None:
+            self.post(m.OrderNotFound(f"找不到交易 No approved sale matches {query[:32]}"))
+        elif found[1] <= 0:
+            self.post(m.OrderNotFound(f"已全额退款 {found[0]} is refunded in full"))
+        else:
+            self.post(m.OrderFound(*found))
+
+    async def _refund(self, out_trade_no: str, amount_fen: int) -> None:
+        try:
+            row = await self.refunds.refund(out_trade_no, amount_fen)
+        except Exception as exc:  # one site per refund: the cashier must hear how it ended
+            log.exception("refund of %s failed", out_trade_no)
+            self.post(m.RefundFinished(False, str(exc)))
+            return
+        ok = row.state in (RefundState.SUCCESS, RefundState.PROCESSING)
+        self.post(m.RefundFinished(ok, f"{row.state} {row.out_refund_no}"))
+        if ok:
+            await self.desk.print_refund(row)
 
     async def _recover(self) -> None:
         self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))

@@ -16,6 +16,7 @@ from pos_terminal.config import Config, parse_config
 __all__ = ["Harness", "flow_config", "running", "sandbox_process"]
 
 ROOT = Path(__file__).parents[1]
+PIN_1234 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"  # sha256 of 1234
 
 FAST_TIMINGS = """\
 payment:
@@ -72,6 +73,8 @@ devices:
     png: false  # pictures are for people; flow tests read the decoded text
 journal:
   path: {tmp / "journal.sqlite"}
+staff:
+  supervisor_pin_sha256: {PIN_1234}
 {wechat}{FAST_TIMINGS.format(deadline=deadline, qr_poll=qr_poll)}"""
     return parse_config(text, "flow-test.yaml")
 

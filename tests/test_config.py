@@ -107,7 +107,7 @@ def test_the_command_line_reports_a_config_error_in_one_line(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"config error: {bad}:8: jornal: unknown key (did you mean 'journal'?); valid keys: "
-        "devices, journal, merchant, payment, screen, wechat"
+        "devices, journal, merchant, payment, screen, staff, wechat"
     ]
 
 

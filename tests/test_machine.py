@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +34,10 @@ EXAMPLES: dict[str, m.Event] = {
     "cancel": key(Key.CANCEL),
     "qr": key(Key.QR),
     "reprint": key(Key.REPRINT),
+    "refund": key(Key.REFUND),
+    "OrderFound": m.OrderFound("T0001SALE1", 1234),
+    "OrderNotFound": m.OrderNotFound("不是本机的交易 Not a sale of this terminal"),
+    "RefundFinished": m.RefundFinished(True, "SUCCESS"),
     "CodeScanned": m.CodeScanned(WECHAT_CODE),
     "RecoveryDone": m.RecoveryDone(0),
     "QrReady": m.QrReady(3, "weixin://wxpay/bizpayurl?pr=abc"),
@@ -254,3 +259,63 @@ def test_the_machine_imports_no_io() -> None:
         "hw_mocks",
     }
     assert not imported & forbidden
+
+
+PIN_1234 = hashlib.sha256(b"1234").hexdigest()
+
+
+def run(state: m.State, *events: m.Event) -> tuple[m.State, list[m.Effect]]:
+    effects: list[m.Effect] = []
+    for event in events:
+        state, effects = m.step(state, event)
+    return state, effects
+
+
+def test_a_refund_needs_the_supervisor_pin() -> None:
+    idle = replace(m.initial_state(supervisor_pin_sha256=PIN_1234), phase=Phase.IDLE)
+    state, _ = run(idle, key(Key.REFUND), *map(key, "9999"), key(Key.ENTER))
+    assert state.phase is Phase.IDLE and "Wrong supervisor PIN" in state.notice
+    state, effects = run(idle, key(Key.REFUND), *map(key, "1234"))
+    assert state.phase is Phase.SUPERVISOR_PIN
+    assert effects == [m.Show(m.Screen(m.PIN_SCREEN, lines=("****",)))]  # never the digits
+    state, _ = m.step(state, key(Key.ENTER))
+    assert state.phase is Phase.REFUND_ORDER and state.entry == ""
+
+
+def test_refunds_are_off_without_a_configured_pin() -> None:
+    state, _ = m.step(replace(m.initial_state(), phase=Phase.IDLE), key(Key.REFUND))
+    assert state.phase is Phase.IDLE and "supervisor_pin_sha256" in state.notice
+
+
+def test_a_scanned_or_typed_order_is_looked_up() -> None:
+    ordering = replace(at(Phase.REFUND_ORDER), entry="")
+    assert m.step(ordering, m.CodeScanned(" T0001SALE1\n"))[1] == [m.FindRefundable("T0001SALE1")]
+    state, effects = run(ordering, *map(key, "123456"), key(Key.ENTER))
+    assert effects == [m.FindRefundable("123456")] and state.entry == ""
+
+
+def test_the_full_amount_is_offered_and_a_partial_one_can_be_keyed() -> None:
+    state, _ = m.step(at(Phase.REFUND_ORDER), m.OrderFound("T0001SALE1", 1234))
+    assert (state.phase, state.amount_fen, state.refund_order) == (
+        Phase.REFUND_AMOUNT,
+        1234,
+        "T0001SALE1",
+    )
+    full, effects = m.step(state, key(Key.ENTER))
+    assert full.phase is Phase.REFUNDING and m.StartRefund("T0001SALE1", 1234) in effects
+    _, effects = run(state, key("5"), key("0"), key("0"), key(Key.ENTER))
+    assert m.StartRefund("T0001SALE1", 500) in effects
+
+
+def test_more_than_refundable_is_refused_on_screen() -> None:
+    state, _ = m.step(at(Phase.REFUND_ORDER), m.OrderFound("T0001SALE1", 1234))
+    state, effects = run(state, *map(key, "99999"), key(Key.ENTER))
+    assert state.phase is Phase.REFUND_AMOUNT and "outside" in state.notice
+    assert not any(isinstance(e, m.StartRefund) for e in effects)
+
+
+def test_the_refund_result_is_shown_then_idles() -> None:
+    state, _ = m.step(at(Phase.REFUNDING), m.RefundFinished(False, "NOT_ENOUGH"))
+    assert state.phase is Phase.REFUND_RESULT and "NOT_ENOUGH" in state.notice
+    state, _ = m.step(state, m.TimerExpired(m.TIMER_RESULT))
+    assert state.phase is Phase.IDLE and state.refund_order is None

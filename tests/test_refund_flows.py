@@ -16,7 +16,7 @@ from pos_terminal.config import Config
 from pos_terminal.errors import PosError
 from pos_terminal.journal import Journal
 from pos_terminal.journal_refunds import RefundBook, RefundState
-from pos_terminal.machine import Phase
+from pos_terminal.machine import Key, Phase
 from tests.flow_harness import Harness, flow_config, running
 
 REFUNDS = "/v3/refund/domestic/refunds"
@@ -119,3 +119,35 @@ def test_a_refund_left_pending_by_a_crash_is_sent_at_the_next_start(
             ]
 
     asyncio.run(second_run())
+
+
+def test_the_cashier_refunds_part_of_a_sale_with_the_supervisor_pin(
+    tmp_path: Path, sandbox: WeChatSandbox
+) -> None:
+    async def scenario() -> None:
+        async with running(config_for(tmp_path, sandbox), sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "2000")
+            h.keypad.press(Key.CANCEL, Key.REFUND, "1", "2", "3", "4", Key.ENTER)
+            await h.until(lambda s: s.phase is Phase.REFUND_ORDER)
+            h.scanner.scan(sale)  # the QR on the customer's receipt
+            state = await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
+            assert state.amount_fen == 2000  # the full amount is offered
+            h.keypad.press("5", "0", "0", Key.ENTER)
+            state = await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
+            assert "SUCCESS" in state.notice or "PROCESSING" in state.notice
+            [refund] = await h.terminal.runtime.journal(lambda j: RefundBook(j).of_sale(sale))
+            assert refund.amount_fen == 500
+            for _ in range(100):
+                if refund.out_refund_no in h.printer.names:
+                    break
+                await asyncio.sleep(0.05)
+            text = "\n".join(h.printer.last.lines)  # type: ignore[union-attr]
+            assert "￥5.00" in text and refund.out_refund_no in text
+            # typing the order's last digits finds it too; 1500 fen remain refundable
+            h.keypad.press(
+                Key.CANCEL, Key.REFUND, "1", "2", "3", "4", Key.ENTER, *sale[-6:], Key.ENTER
+            )
+            state = await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
+            assert state.refundable_fen == 1500
+
+    asyncio.run(scenario())
