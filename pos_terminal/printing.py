@@ -20,10 +20,12 @@ from pos_terminal.journal import JournalWorker, PaymentRow, RowState
 from pos_terminal.journal_refunds import RefundRow
 from pos_terminal.machine import Event, PrintDone, PrinterChanged
 from pos_terminal.receipt import (
+    Copy,
     PrinterProfile,
     RefundReceipt,
     SaleReceipt,
     layout_sale,
+    layout_text,
     render_escpos,
 )
 
@@ -105,6 +107,7 @@ class ReceiptDesk:
                 log.warning("refund receipt %s not printed: %s", refund.out_refund_no, exc)
                 self._trouble(str(exc))
                 return
+        self.lines = tuple(layout_text(receipt, self.profile, Copy.CUSTOMER))
         self._fine()
 
     async def watch(self) -> None:
