@@ -9,12 +9,12 @@ import pytest
 from pos_terminal.errors import ConfigError
 from pos_terminal.payments.codes import (
     ALIPAY,
+    DEFAULT_RULES,
     UNIONPAY,
     WECHAT,
     CodeRules,
     CodeRulesConfig,
     CodeVerdict,
-    classify_code,
 )
 
 ALL_ON = CodeRules.from_config(
@@ -59,10 +59,10 @@ def test_strings_outside_every_rule_are_not_payment_codes(code: str) -> None:
 
 
 def test_the_default_rules_charge_wechat_only_and_name_what_is_disabled() -> None:
-    assert classify_code("134567890123456789") == CodeVerdict("wechat", "")
-    alipay = classify_code("281234567890123456")
+    assert DEFAULT_RULES.classify("134567890123456789") == CodeVerdict("wechat", "")
+    alipay = DEFAULT_RULES.classify("281234567890123456")
     assert alipay.provider is None and "Alipay is not enabled on this terminal" in alipay.refusal
-    unionpay = classify_code("6212345678901234567")
+    unionpay = DEFAULT_RULES.classify("6212345678901234567")
     assert unionpay.provider is None and "UnionPay QR is not enabled" in unionpay.refusal
 
 

@@ -116,11 +116,6 @@ def _parse_prefix(text: str, key: str, min_digits: int) -> tuple[int, int, int]:
 DEFAULT_RULES = CodeRules.from_config(CodeRulesConfig())
 
 
-def classify_code(code: str, rules: CodeRules = DEFAULT_RULES) -> CodeVerdict:
-    """Route a scanned string with the given rules (default: WeChat Pay only)."""
-    return rules.classify(code)
-
-
 def mask_code(code: str) -> str:
     """Payment codes are bearer tokens: keep the first 4 and last 4 digits only."""
     if len(code) <= 8:

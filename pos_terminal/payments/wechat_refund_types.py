@@ -19,12 +19,6 @@ class RefundStatus(StrEnum):
     CLOSED = "CLOSED"  # nothing refunded; a new attempt needs a new out_refund_no
     ABNORMAL = "ABNORMAL"  # payer account frozen/cancelled: apply-abnormal-refund or offline
 
-    @property
-    def final(self) -> bool:
-        """SUCCESS and CLOSED never change; ABNORMAL can still be resolved, PROCESSING will."""
-        return self in (RefundStatus.SUCCESS, RefundStatus.CLOSED)
-
-
 @dataclass(frozen=True)
 class Refund:
     """The parts of WeChat's "Refund" object (§3.7) that a terminal uses."""
