@@ -104,6 +104,8 @@ class PaymentConfig:
     retry_backoff_s: float = field(default=2.0, metadata=bounds(min=0.01, max=60.0))
     refund_poll_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=600.0))
     refund_wait_s: float = field(default=30.0, metadata=bounds(min=0.0, max=600.0))
+    # a refund still PROCESSING is asked again after this, then at doubling spacing up to 1 h
+    refund_follow_s: float = field(default=60.0, metadata=bounds(min=0.05, max=3600.0))
 
 
 @dataclass(frozen=True)

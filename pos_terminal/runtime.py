@@ -243,6 +243,7 @@ class Runtime:
             )
             return
         self.post(m.RecoveryDone(resolved))
+        self._spawn(self.refunds.watch())
         self.ready.set()
         log.info("ready (%d payment(s) resolved at start)", resolved)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -119,6 +121,38 @@ def test_a_refund_left_pending_by_a_crash_is_sent_at_the_next_start(
             ]
 
     asyncio.run(second_run())
+
+
+def test_refunds_still_processing_are_followed_to_their_end_in_the_background(
+    tmp_path: Path, sandbox: WeChatSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = config_for(tmp_path, sandbox)
+    payment = replace(config.payment, refund_wait_s=0, refund_follow_s=0.1)
+    config = replace(config, payment=payment)
+
+    async def scenario() -> None:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "10000")
+            refunds = h.terminal.runtime.refunds
+            abnormal = await refunds.refund(sale, 4005)  # the sandbox ends 40.05 ABNORMAL
+            normal = await refunds.refund(sale, 1000)
+            assert abnormal.state is normal.state is RefundState.PROCESSING
+
+            async def states() -> list[RefundState]:
+                rows = await h.terminal.runtime.journal(lambda j: RefundBook(j).of_sale(sale))
+                return [r.state for r in rows]
+
+            for _ in range(100):
+                if await states() == [RefundState.ABNORMAL, RefundState.SUCCESS]:
+                    break
+                await asyncio.sleep(0.05)
+            assert await states() == [RefundState.ABNORMAL, RefundState.SUCCESS]
+
+    with caplog.at_level(logging.WARNING, logger="pos_terminal.payments.wechat_refund"):
+        asyncio.run(scenario())
+    assert any(
+        "ABNORMAL" in r.getMessage() and "merchant portal" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_the_cashier_refunds_part_of_a_sale_with_the_supervisor_pin(

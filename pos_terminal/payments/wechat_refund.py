@@ -24,6 +24,8 @@ from pos_terminal.payments.wechat import (
 
 log = logging.getLogger(__name__)
 
+FOLLOW_MAX_SPACING_S = 3600.0  # a refund to a bank card can take days; ask hourly at most
+
 STATE_OF = {
     RefundStatus.PROCESSING: RefundState.PROCESSING,
     RefundStatus.SUCCESS: RefundState.SUCCESS,
@@ -49,7 +51,7 @@ class WeChatRefunds:
 
     async def refund(self, out_trade_no: str, amount_fen: int, reason: str = "") -> RefundRow:
         """Refund part or all of an approved sale; returns the row once final or after
-        `refund_wait_s` (still PROCESSING then: WeChat has it, `follow` continues later).
+        `refund_wait_s` (still PROCESSING then: WeChat has it, `watch` goes on asking).
 
         Raises:
             JournalError: the sale is not approved or the amount exceeds what is refundable.
@@ -105,6 +107,33 @@ class WeChatRefunds:
                 row = await self._record(row, found)
         return row
 
+    async def watch(self) -> None:
+        """Follow PROCESSING refunds in the background until cancelled.
+
+        Each is asked `refund_follow_s` after it is first seen here, then at doubling spacing
+        up to an hour. A failure is logged and the watch goes on: it must outlive any answer.
+        """
+        first = self.settings.refund_follow_s
+        spacing: dict[int, tuple[float, float]] = {}  # refund row id -> (next ask, spacing)
+        while True:
+            await self.clock.sleep(first)
+            try:
+                rows = await self.journal(lambda j: RefundBook(j).unresolved())
+                now = self.clock.monotonic()
+                processing = [r for r in rows if r.state is RefundState.PROCESSING]
+                spacing = {r.id: spacing.get(r.id, (now + first, first)) for r in processing}
+                for row in processing:
+                    due, gap = spacing[row.id]
+                    if now < due:
+                        continue
+                    found = await self._query(row)
+                    if found is not None:
+                        await self._record(row, found)
+                    gap = min(gap * 2, FOLLOW_MAX_SPACING_S)
+                    spacing[row.id] = (now + gap, gap)
+            except Exception:  # one site: the watch must go on whatever one answer did
+                log.exception("following PROCESSING refunds failed; trying again later")
+
     async def resolve(self) -> int:
         """Boot: every PENDING refund reaches WeChat (or is refused); PROCESSING ones: asked once.
 
@@ -139,7 +168,15 @@ class WeChatRefunds:
         moved = await self.journal(
             lambda j: RefundBook(j).transition(row.id, to, now=now, note=note, refund_id=refund_id)
         )
-        log.info("refund %s: %s (%s)", row.out_refund_no, to, note)
+        if to is RefundState.ABNORMAL:
+            log.warning(
+                "refund %s of %s is ABNORMAL: the customer's account refused it;"
+                " finish it in the merchant portal",
+                row.out_refund_no,
+                row.out_trade_no,
+            )
+        else:
+            log.info("refund %s: %s (%s)", row.out_refund_no, to, note)
         return moved
 
     async def _note(self, row: RefundRow, note: str) -> None:
