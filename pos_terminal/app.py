@@ -70,7 +70,12 @@ async def open_terminal(config: Config, *, clock: Clock | None = None) -> AsyncI
             )
             payments = WeChatPayments(client, worker, clock, config.payment, shop)
             refunds = WeChatRefunds(
-                client, worker, clock, config.payment, config.merchant.terminal_id
+                client,
+                worker,
+                clock,
+                config.payment,
+                config.merchant.terminal_id,
+                notify_url=wechat.notify_url,
             )
             devices = build_devices(config.devices)
             runtime = Runtime(config, devices, payments, refunds, worker, clock)

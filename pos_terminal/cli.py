@@ -46,6 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument(
         "--memory", action="store_true", help="keep orders in memory only (default: state dir)"
     )
+    sandbox.add_argument(
+        "--notify",
+        action="store_true",
+        help="post notifications to each order's notify_url (TRANSACTION.SUCCESS, REFUND.*)",
+    )
+    sandbox.add_argument(
+        "--notify-scale",
+        type=float,
+        default=1.0,
+        help="compress the retry schedule: 0.001 runs WeChat's 24 h of retries in 86 s",
+    )
+    for name, what in (
+        ("duplicates", "share of delivered notifications sent once more"),
+        ("probes", "share preceded by a WECHATPAY/SIGNTEST/ probe"),
+        ("gray", "share signed with the merchant's other WeChat key (key switch)"),
+    ):
+        sandbox.add_argument(f"--notify-{name}", type=float, default=0.0, help=what)
 
     notify = commands.add_parser(
         "notify-server", help="receive WeChat Pay notifications into the journal (store server)"
@@ -72,11 +89,26 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(mermaid())
             return 0
         if args.command == "sandbox":
-            from hw_mocks.wechat_sandbox import serve_forever
+            from hw_mocks.wechat_sandbox import NotifySettings, serve_forever
 
             _log_to_stderr()
+            notify = None
+            if args.notify:
+                try:
+                    notify = NotifySettings(
+                        time_scale=args.notify_scale,
+                        duplicate_rate=args.notify_duplicates,
+                        probe_rate=args.notify_probes,
+                        gray_rate=args.notify_gray,
+                    )
+                except ValueError as exc:
+                    parser.error(str(exc))
             return serve_forever(
-                args.port, args.state_dir, persist=not args.memory, error_style=args.error_style
+                args.port,
+                args.state_dir,
+                persist=not args.memory,
+                error_style=args.error_style,
+                notify=notify,
             )
         config = load_config(args.config)
         if args.command == "notify-server":
@@ -85,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
 
             _log_to_stderr()
             creds = load_merchant_json(merchant_file(config))
-            return serve(creds, Path(config.journal.path), args.host, args.port)
+            # the sandbox runs inside the terminal, not here: no certificates to fetch then
+            hosts = () if config.wechat.sandbox.enabled else config.wechat.hosts
+            return serve(creds, Path(config.journal.path), args.host, args.port, wechat_hosts=hosts)
         if args.command == "demo":
             from pos_terminal.demo import run_demo
 

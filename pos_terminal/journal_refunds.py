@@ -152,6 +152,12 @@ class RefundBook:
             raise JournalError(f"no refund with id {row_id}")
         return _row(found)
 
+    def by_out_refund_no(self, out_refund_no: str) -> RefundRow | None:
+        found = self.journal.db.execute(
+            f"{_SELECT} WHERE r.out_refund_no = ?", (out_refund_no,)
+        ).fetchone()
+        return None if found is None else _row(found)
+
     def unresolved(self) -> list[RefundRow]:
         """Refunds not final yet (PENDING first: those are in doubt), oldest first."""
         found = self.journal.db.execute(

@@ -3,31 +3,43 @@
 For a store server with a public address (a terminal behind NAT polls instead). Each POST is
 verified, decrypted and recorded into the journal before it is answered — well within WeChat's
 5 s — with 204 on success and 4xx `{"code": "FAIL"}` when refused, so WeChat retries.
+
+Notifications are signed by the WeChat Pay public key or, during the key switch, a platform
+certificate (reference §1.2). One naming an unknown certificate serial triggers `refresh` (at most
+once per 60 s), which loads the certificates into the server's `PlatformKeys`, and one more try.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 
+from pos_terminal.errors import PosError
 from pos_terminal.journal import Journal
-from pos_terminal.payments.wechat import WeChatCredentials
+from pos_terminal.payments.wechat import WeChatCredentials, WeChatPayClient
+from pos_terminal.payments.wechat_keys import PlatformKeys, looks_like_certificate_serial
 from pos_terminal.payments.wechat_notify import (
     MAX_NOTIFICATION_BYTES,
+    Notification,
     NotificationError,
+    UnknownNotificationSigner,
     open_notification,
     record,
 )
 
 log = logging.getLogger(__name__)
+
+CERTIFICATE_REFRESH_S = 60  # an unknown certificate serial calls `refresh` this rarely
+REFRESH_TIMEOUT_S = 4.0  # connect and read timeout of the certificate download (`serve`)
 
 
 class NotifyServer:
@@ -41,9 +53,17 @@ class NotifyServer:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        keys: PlatformKeys | None = None,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
+        """`keys` defaults to the credentials' public key; `refresh` loads the platform
+        certificates into `keys` (blocking; its result is ignored) or raises a PosError."""
         self.creds = creds
         self.clock = clock
+        self.keys = keys if keys is not None else PlatformKeys.from_credentials(creds)
+        self._refresh = refresh
+        self._refresh_lock = threading.Lock()
+        self._last_refresh: float | None = None
         self.journal = Journal(journal_path)
         self._lock = threading.Lock()
         self._address = (host, port)
@@ -72,7 +92,7 @@ class NotifyServer:
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         """One notification in, (HTTP status, body) out."""
         try:
-            note = open_notification(headers, body, creds=self.creds, now=self.clock())
+            note = self._open(headers, body)
         except NotificationError as exc:
             self.refused += 1
             log.warning("notification refused: %s", exc)
@@ -83,6 +103,39 @@ class NotifyServer:
         self.accepted += 1
         log.info("notification %s %s: %s", note.id, note.event_type, outcome)
         return 204, b""
+
+    def _open(self, headers: dict[str, str], body: bytes) -> Notification:
+        try:
+            return self._open_once(headers, body)
+        except UnknownNotificationSigner as exc:
+            if not (looks_like_certificate_serial(exc.serial) and self._learn(exc.serial)):
+                raise
+        return self._open_once(headers, body)
+
+    def _open_once(self, headers: dict[str, str], body: bytes) -> Notification:
+        return open_notification(
+            headers,
+            body,
+            keys=self.keys.snapshot(),
+            apiv3_key=self.creds.apiv3_key,
+            now=self.clock(),
+        )
+
+    def _learn(self, serial: str) -> bool:
+        """Whether certificate `serial` is known, refreshing if none was done for 60 s."""
+        with self._refresh_lock:  # concurrent notifications wait for one download
+            if serial in self.keys:
+                return True
+            now, last = self.clock(), self._last_refresh
+            if self._refresh is None or (last is not None and now - last < CERTIFICATE_REFRESH_S):
+                return False
+            self._last_refresh = now
+            try:
+                self._refresh()
+            except PosError as exc:
+                log.warning("platform certificates could not be loaded: %s", exc)
+                return False
+            return serial in self.keys
 
 
 def _handler(server: NotifyServer) -> type[BaseHTTPRequestHandler]:
@@ -114,9 +167,21 @@ def _handler(server: NotifyServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(creds: WeChatCredentials, journal_path: Path, host: str, port: int) -> int:
-    """Run until SIGINT/SIGTERM; prints the URL to give WeChat as notify_url."""
-    server = NotifyServer(creds, journal_path, host=host, port=port)
+def serve(
+    creds: WeChatCredentials,
+    journal_path: Path,
+    host: str,
+    port: int,
+    *,
+    wechat_hosts: Sequence[str] = (),
+) -> int:
+    """Run until SIGINT/SIGTERM; prints the URL to give WeChat as notify_url.
+
+    With `wechat_hosts`, platform certificates are downloaded from there when needed.
+    """
+    keys = PlatformKeys.from_credentials(creds)
+    refresh = certificate_refresh(creds, wechat_hosts, keys) if wechat_hosts else None
+    server = NotifyServer(creds, journal_path, host=host, port=port, keys=keys, refresh=refresh)
     server.start()
     done = threading.Event()
 
@@ -131,3 +196,21 @@ def serve(creds: WeChatCredentials, journal_path: Path, host: str, port: int) ->
     finally:
         server.stop()
     return 0
+
+
+def certificate_refresh(
+    creds: WeChatCredentials, hosts: Sequence[str], keys: PlatformKeys
+) -> Callable[[], list[str]]:
+    """A blocking `refresh` for NotifyServer: one short-lived client loads the certificates."""
+
+    async def download() -> list[str]:
+        async with WeChatPayClient(
+            creds,
+            base_urls=hosts,
+            connect_timeout_s=REFRESH_TIMEOUT_S,
+            read_timeout_s=REFRESH_TIMEOUT_S,
+            keys=keys,
+        ) as client:
+            return await client.refresh_certificates()
+
+    return lambda: asyncio.run(download())

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -480,19 +481,21 @@ async def test_a_tampered_body_is_refused(
 
 
 async def test_answers_signed_by_another_key_or_serial_are_refused(
-    sandbox: WeChatSandbox, sandbox_clock: ManualClock
+    sandbox_state_dir: Path, sandbox_clock: ManualClock
 ) -> None:
-    creds = load_merchant_json(sandbox.merchant_json)
-    other_key = dataclasses.replace(
-        creds, platform_public_key=wechat_sign.generate_private_key().public_key()
-    )
-    other_serial = dataclasses.replace(
-        creds, public_key_id="PUB_KEY_ID_0000000000000000000000000000000001"
-    )
-    for bad in (other_key, other_serial):
-        async with _client(sandbox, sandbox_clock, creds=bad) as client:
-            with pytest.raises(WeChatResponseError):
-                await _native(client)
+    # a public-key-only merchant: an unknown PUB_KEY_ID is never worth a certificate download
+    with WeChatSandbox(sandbox_state_dir, clock=sandbox_clock, key_modes=["public_key"]) as box:
+        creds = load_merchant_json(box.merchant_json)
+        other_key = dataclasses.replace(
+            creds, platform_public_key=wechat_sign.generate_private_key().public_key()
+        )
+        other_serial = dataclasses.replace(
+            creds, public_key_id="PUB_KEY_ID_0000000000000000000000000000000001"
+        )
+        for bad, reason in ((other_key, "does not match"), (other_serial, "unknown key")):
+            async with _client(box, sandbox_clock, creds=bad) as client:
+                with pytest.raises(WeChatResponseError, match=reason):
+                    await _native(client)
 
 
 async def test_a_stale_answer_timestamp_is_refused(

@@ -111,8 +111,7 @@ class Raw:
         wechat_sign.check_signed_message(
             answer.headers,
             answer.content,
-            public_key=self.creds.platform_public_key,
-            public_key_id=self.creds.public_key_id,
+            keys={self.creds.public_key_id: self.creds.platform_public_key},
             now=self.clock(),
         )
         assert answer.headers["Request-ID"].endswith(f"-{error_id}")

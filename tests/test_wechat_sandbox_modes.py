@@ -64,7 +64,7 @@ def _certificate(raw: Raw, answer: httpx.Response) -> tuple[str, x509.Certificat
 
 def _signed_by(raw: Raw, answer: httpx.Response, key: rsa.RSAPublicKey, serial: str) -> None:
     wechat_sign.check_signed_message(
-        answer.headers, answer.content, public_key=key, public_key_id=serial, now=raw.clock()
+        answer.headers, answer.content, keys={serial: key}, now=raw.clock()
     )
 
 

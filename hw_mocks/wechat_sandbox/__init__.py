@@ -85,10 +85,18 @@ Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat
          injected clock; signatures and the 5-minute request skew check keep the injected
          clock, so a terminal in another process still talks to it. The offset only grows,
          and persists with the orders.
+    GET  /sandbox/notifications → {"enabled", "notifications": [{id, event_type, url, subject,
+         state (pending, delivered, given_up), failures, attempts: [{kind (delivery, probe,
+         duplicate), serial, status, error, at}]}]}: the outbox (see notify.py)
     POST /sandbox/reset   forget all orders, payment codes and queued one-shot faults
 
 Python equivalents on `WeChatSandbox`: set_faults, fault_next, clear_next_faults, pending_faults,
-advance_clock, reset.
+advance_clock, reset, notifications.
+
+Notifications (notify.py): with `notify=NotifySettings(...)` the sandbox posts signed, encrypted
+TRANSACTION.SUCCESS (Native orders) and REFUND.* notifications to the notify_url of the request,
+on WeChat's retry schedule (compressible), with optional duplicates, SIGNTEST probes and a gray
+share signed by the other key. Without it nothing is posted and orders settle lazily.
 
 State dir: keys, platform certificate and `merchant.json` (see keys.py), created on first start
 and reused. With `persist=True` (the default of `serve_forever`, not of the constructor) orders
@@ -110,7 +118,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Self, TextIO
+from typing import Any, Self, TextIO
 
 from hw_mocks.wechat_sandbox.clock import ManualClock
 from hw_mocks.wechat_sandbox.faults import Faults, NextFault
@@ -121,6 +129,7 @@ from hw_mocks.wechat_sandbox.keys import (
     check_key_modes,
     load_or_create,
 )
+from hw_mocks.wechat_sandbox.notify import Notifier, NotifySettings
 from hw_mocks.wechat_sandbox.orders import AMOUNT_SCENARIOS, Scenario
 from hw_mocks.wechat_sandbox.schema import ERROR_STYLES
 from hw_mocks.wechat_sandbox.server import SandboxApp, SandboxHTTPServer
@@ -134,6 +143,7 @@ __all__ = [
     "Faults",
     "ManualClock",
     "NextFault",
+    "NotifySettings",
     "SandboxStateError",
     "Scenario",
     "WeChatSandbox",
@@ -157,8 +167,10 @@ class WeChatSandbox:
         persist: bool = False,
         refund_interval_s: float = 60.0,
         refund_delay_s: float = 2.0,
+        notify: NotifySettings | None = None,
     ) -> None:
-        """`key_modes` None takes merchant.json's; `persist` keeps orders in the state dir.
+        """`key_modes` None takes merchant.json's; `persist` keeps orders in the state dir;
+        `notify` turns notifications on (see notify.py).
 
         Raises:
             ValueError: an unknown key mode or error style, a negative refund interval or delay.
@@ -178,6 +190,8 @@ class WeChatSandbox:
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._store: OrderStore | None = None
+        self._notify = notify
+        self._notifier: Notifier | None = None
 
     def start(self) -> None:
         """Load or create the merchant keys (and with `persist` the orders), bind and serve.
@@ -211,6 +225,9 @@ class WeChatSandbox:
                 raise SandboxStateError(str(exc)) from exc
             raise
         self._store = store
+        if self._notify is not None:
+            self._notifier = app.notifier = Notifier(keys, book, self._clock, self._notify)
+            self._notifier.start()
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.02},
@@ -230,6 +247,9 @@ class WeChatSandbox:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+        notifier, self._notifier = self._notifier, None
+        if notifier is not None:
+            notifier.stop()
         store, self._store = self._store, None
         if store is not None:
             with server.app.book.locked():  # no handler thread is half-way through a write
@@ -275,6 +295,11 @@ class WeChatSandbox:
         app.book.reset()
         app.next_faults.clear()
 
+    def notifications(self) -> list[dict[str, Any]]:
+        """The outbox with every attempt (see GET /sandbox/notifications); [] when off."""
+        notifier = self._running().app.notifier
+        return [] if notifier is None else notifier.views()
+
     @property
     def port(self) -> int:
         return int(self._running().server_address[1])
@@ -314,6 +339,7 @@ def serve_forever(
     persist: bool = True,
     error_style: str = "underscore",
     key_modes: Iterable[str] | None = None,
+    notify: NotifySettings | None = None,
 ) -> int:
     """Run the sandbox in the foreground until SIGINT/SIGTERM (for `pos-terminal sandbox`).
 
@@ -328,6 +354,7 @@ def serve_forever(
         persist=persist,
         error_style=error_style,
         key_modes=key_modes,
+        notify=notify,
     )
     try:
         sandbox.start()

@@ -67,6 +67,11 @@ def _route(app: SandboxApp, method: str, path: str, body: bytes) -> tuple[int, A
                 raise _bad('body must be {"advance_s": seconds ≥ 0}')
             book.advance_clock(float(advance))
         return 200, {"now": book.clock(), "offset_s": book.clock.offset_s}
+    if (method, path) == ("GET", "/sandbox/notifications"):
+        notifier = app.notifier
+        if notifier is None:
+            return 200, {"enabled": False, "notifications": []}
+        return 200, {"enabled": True, "notifications": notifier.views()}
     if (method, path) == ("POST", "/sandbox/reset"):
         book.reset()
         app.next_faults.clear()

@@ -80,6 +80,16 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Event:
+    """A change WeChat posts to the merchant's notify_url (reference §3.8): a Native order
+    paid (TRANSACTION.SUCCESS, never for payment codes) or a refund ended (REFUND.*)."""
+
+    event_type: str
+    notify_url: str
+    resource: dict[str, Any]  # the plaintext of the notification's encrypted resource
+
+
+@dataclass(frozen=True)
 class WalletCode:
     scenario: Scenario
     delay_s: float | None

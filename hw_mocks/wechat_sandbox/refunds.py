@@ -113,14 +113,40 @@ def find(orders: Iterable[Order], out_refund_no: str) -> tuple[Order, Refund] | 
     return None
 
 
-def settle(order: Order, now: float) -> None:
-    """Move PROCESSING refunds whose time has come to their outcome."""
+def settle(order: Order, now: float) -> list[Refund]:
+    """Move PROCESSING refunds whose time has come to their outcome; returns those moved."""
+    moved = []
     for refund in order.refunds:
         due = refund.settle_at
         if refund.status == "PROCESSING" and due is not None and now >= due:
             refund.status, refund.settle_at = refund.outcome, None
             if refund.outcome == "SUCCESS":
                 refund.success_time = _rfc3339(due)
+            moved.append(refund)
+    return moved
+
+
+def refund_notice(order: Order, refund: Refund, mchid: str) -> dict[str, Any]:
+    """The decrypted `resource` of a REFUND.* notification (§3.8: `refund_status`, not `status`)."""
+    total = order.request["amount"]["total"]
+    notice: dict[str, Any] = {
+        "mchid": mchid,
+        "out_trade_no": order.out_trade_no,
+        "transaction_id": order.transaction_id,
+        "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id,
+        "refund_status": refund.status,
+        "user_received_account": "支付用户零钱",
+        "amount": {
+            "total": total,
+            "refund": refund.refund_fen,
+            "payer_total": total,
+            "payer_refund": refund.refund_fen,
+        },
+    }
+    if refund.success_time is not None:
+        notice["success_time"] = refund.success_time
+    return notice
 
 
 def refund_object(order: Order, refund: Refund) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hw_mocks.wechat_sandbox import control, schema
 from hw_mocks.wechat_sandbox.faults import FaultQueue, Faults
 from hw_mocks.wechat_sandbox.keys import SandboxKeys
+from hw_mocks.wechat_sandbox.notify import Notifier
 from hw_mocks.wechat_sandbox.orders import CST
 from hw_mocks.wechat_sandbox.schema import ApiError
 from hw_mocks.wechat_sandbox.state import OrderBook
@@ -73,6 +74,7 @@ class SandboxApp:
         self.error_style = error_style
         self.faults = Faults()  # replaced whole (atomic) by WeChatSandbox.set_faults
         self.next_faults = FaultQueue()
+        self.notifier: Notifier | None = None  # set by WeChatSandbox when notifications are on
         self._nonces: dict[str, float] = {}
         self._nonce_lock = threading.Lock()
 

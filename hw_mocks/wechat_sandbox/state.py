@@ -23,6 +23,7 @@ from hw_mocks.wechat_sandbox.clock import OrderClock
 from hw_mocks.wechat_sandbox.orders import (
     AMOUNT_SCENARIOS,
     CST,
+    Event,
     Order,
     Scenario,
     WalletCode,
@@ -71,6 +72,9 @@ class OrderBook:
         self._used_codes: set[str] = set()
         self._saved: dict[str, str] = {}  # out_trade_no -> record as last written
         self._touched: set[str] = set()
+        self._events: list[Event] = []
+        # told of each request's events once its changes are written (the notifier listens)
+        self.listener: Callable[[list[Event]], None] | None = None
         offset = 0.0
         if store is not None:
             offset = self._load(store)
@@ -246,6 +250,17 @@ class OrderBook:
                 self._advance(order, self.clock())
             return [sandbox_view(order) for order in self._orders.values()]
 
+    def sweep(self) -> None:
+        """Apply due payment outcomes and refund endings now, not when an order is next asked
+        about, so a refund ends (and is notified) even when nobody queries it."""
+        with self._txn():
+            now = self.clock()
+            for order in self._orders.values():
+                if order.settle_at is not None or any(
+                    r.status == "PROCESSING" for r in order.refunds
+                ):
+                    self._advance(order, now)
+
     def locked(self) -> threading.Lock:
         """The book's lock, for closing the store while no request is half-way through it."""
         return self._lock
@@ -345,7 +360,11 @@ class OrderBook:
                 order.state = "PAYERROR"
         elif order.state == "NOTPAY" and now - order.created_at >= ORDER_LIFETIME_S:
             order.state = "CLOSED"
-        refunds.settle(order, now)
+        for refund in refunds.settle(order, now):
+            url = refund.request.get("notify_url")
+            if url:
+                notice = refunds.refund_notice(order, refund, self._mchid)
+                self._events.append(Event(f"REFUND.{refund.status}", url, notice))
 
     def _pay(self, order: Order, now: float) -> None:
         order.state = "SUCCESS"
@@ -354,6 +373,9 @@ class OrderBook:
         order.success_time = datetime.fromtimestamp(now, CST).isoformat(timespec="seconds")
         order.payer_openid = "o" + _random(string.ascii_letters + string.digits + "_-", 27)
         self._by_transaction_id[order.transaction_id] = order.out_trade_no
+        if order.trade_type == "NATIVE":  # payment-code orders are never notified (§3.8)
+            url = order.request["notify_url"]
+            self._events.append(Event("TRANSACTION.SUCCESS", url, self._transaction(order)))
 
     def _transaction(self, order: Order) -> dict[str, Any]:
         return transaction(order, self._appid, self._mchid)
@@ -381,23 +403,30 @@ class OrderBook:
 
     @contextmanager
     def _txn(self) -> Iterator[None]:
-        """The lock, and with a store one transaction holding every order the block touched."""
+        """The lock, and with a store one transaction holding every order the block touched;
+        then the block's events go to the listener."""
         with self._lock:
-            self._touched = set()
-            store = self._store
-            if store is None:
-                yield
-                return
-            store.begin()
+            self._touched, self._events = set(), []
             try:
-                yield
+                if self._store is None:
+                    yield
+                else:
+                    self._store.begin()
+                    try:
+                        yield
+                    finally:
+                        self._write(self._store)
             finally:
-                for out_trade_no in self._touched:
-                    record = json.dumps(to_record(self._orders[out_trade_no]), ensure_ascii=False)
-                    if self._saved.get(out_trade_no) != record:
-                        store.save_order(out_trade_no, record)
-                        self._saved[out_trade_no] = record
-                store.commit()
+                if self._events and self.listener is not None:
+                    self.listener(self._events)
+
+    def _write(self, store: OrderStore) -> None:
+        for out_trade_no in self._touched:
+            record = json.dumps(to_record(self._orders[out_trade_no]), ensure_ascii=False)
+            if self._saved.get(out_trade_no) != record:
+                store.save_order(out_trade_no, record)
+                self._saved[out_trade_no] = record
+        store.commit()
 
 
 def _state_error(order: Order, now: float) -> ApiError:

@@ -1,7 +1,10 @@
 """WeChat Pay APIv3 client for a terminal: Native QR, payment code, query, close, reverse, refunds.
 
-Reference: wechatpay-v3.md §0-§5. Every request is signed, every 2xx answer must be signed by the
-WeChat Pay public key named in our `Wechatpay-Serial`. Errors (all raised by `WeChatPayClient`):
+Reference: wechatpay-v3.md §0-§5. Every request is signed and names our WeChat Pay public key in
+`Wechatpay-Serial`; every 2xx answer must be signed by a WeChat key we hold (`PlatformKeys`): that
+public key, or a platform certificate (transition period). An answer naming an unknown certificate
+serial makes the client load `/v3/certificates` once (at most every 60 s) and check it again.
+Errors (all raised by `WeChatPayClient`; defined in wechat_errors.py and wechat_keys.py):
 
     PaymentError (pos_terminal.errors)
     └── WeChatPayError
@@ -10,7 +13,8 @@ WeChat Pay public key named in our `Wechatpay-Serial`. Errors (all raised by `We
         │                         .outcome_unknown (5xx, 429, SYSTEMERROR, BANKERROR: query first)
         ├── WeChatTransportError  no usable answer; .maybe_sent tells whether WeChat may have acted
         └── WeChatResponseError   an answer we must not trust: bad/missing signature, stale
-                                  timestamp, garbage JSON, missing or mistyped fields, huge body
+            │                     timestamp, garbage JSON, missing or mistyped fields, huge body
+            └── CertificateError  a /v3/certificates answer that fails its strict checks
 
 Over ~400 lines on purpose: credentials, results, answer parsing and transport form one public
 surface; if it grows, answer parsing (parse_transaction, parse_api_error) moves out first.
@@ -18,6 +22,7 @@ surface; if it grows, answer parsing (parse_transaction, parse_api_error) moves 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -33,9 +38,19 @@ from urllib.parse import quote
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pos_terminal.errors import PaymentError
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.codes import mask_code
+from pos_terminal.payments.wechat_errors import WeChatApiError as WeChatApiError  # re-exports
+from pos_terminal.payments.wechat_errors import WeChatPayError as WeChatPayError
+from pos_terminal.payments.wechat_errors import WeChatResponseError as WeChatResponseError
+from pos_terminal.payments.wechat_errors import WeChatTransportError as WeChatTransportError
+from pos_terminal.payments.wechat_keys import (
+    CERTIFICATES_PATH,
+    CertificateError,
+    PlatformKeys,
+    looks_like_certificate_serial,
+    parse_certificates,
+)
 from pos_terminal.payments.wechat_refund_types import Refund, refund_from_json
 from pos_terminal.payments.wechat_refund_types import RefundStatus as RefundStatus  # re-export
 
@@ -43,61 +58,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # answers larger than 1 MiB are refused unread
 MAX_CLOCK_SKEW_S = 300  # §1.2: reject |now - Wechatpay-Timestamp| > 5 min
+CERTIFICATE_REFRESH_S = 60  # an unknown certificate serial fetches /v3/certificates this rarely
 DEFAULT_USER_AGENT = "pos-terminal/0.1 (WeChatPay APIv3; Linux)"
-_UNKNOWN_OUTCOME_CODES = frozenset({"SYSTEMERROR", "BANKERROR"})
 _REFUNDS = "/v3/refund/domestic/refunds"
-
-
-# ---------------------------------------------------------------- errors
-
-
-class WeChatPayError(PaymentError):
-    """A WeChat Pay call failed."""
-
-
-class WeChatApiError(WeChatPayError):
-    """WeChat answered with an error body (§0, §4.3)."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        detail: Mapping[str, Any] | None = None,
-        request_id: str = "",
-    ) -> None:
-        super().__init__(
-            f"WeChat Pay HTTP {status} {code}: {message} (request {request_id or '-'})"
-        )
-        self.status, self.code, self.message = status, code, message
-        self.detail: Mapping[str, Any] = detail or {}
-        self.request_id = request_id
-
-    @property
-    def normalized_code(self) -> str:
-        """Code without underscores, upper case: both doc spellings compare equal."""
-        return self.code.replace("_", "").upper()
-
-    @property
-    def outcome_unknown(self) -> bool:
-        """WeChat may have acted: query before deciding (5xx, 429, SYSTEMERROR, BANKERROR)."""
-        return (
-            self.status >= 500
-            or self.status == 429
-            or self.normalized_code in _UNKNOWN_OUTCOME_CODES
-        )
-
-
-class WeChatTransportError(WeChatPayError):
-    """No answer arrived; `maybe_sent` is False only when no host got the request."""
-
-    def __init__(self, message: str, *, maybe_sent: bool) -> None:
-        super().__init__(message)
-        self.maybe_sent = maybe_sent
-
-
-class WeChatResponseError(WeChatPayError):
-    """An answer that is unsigned, badly signed, stale or not the documented shape."""
 
 
 # ---------------------------------------------------------------- results
@@ -274,7 +237,9 @@ class WeChatPayClient:
         read_timeout_s: float = 15.0,
         clock: Callable[[], float] = time.time,
         user_agent: str = DEFAULT_USER_AGENT,
+        keys: PlatformKeys | None = None,
     ) -> None:
+        """`keys` defaults to the credentials' public key; pass a shared one to see its updates."""
         if not base_urls:
             raise ValueError("base_urls needs at least one host (primary first, then backup)")
         self._creds = creds
@@ -288,6 +253,9 @@ class WeChatPayClient:
             pool=connect_timeout_s,
         )
         self._http: httpx.AsyncClient | None = None
+        self._keys = keys if keys is not None else PlatformKeys.from_credentials(creds)
+        self._refresh_lock = asyncio.Lock()
+        self._last_refresh: float | None = None
 
     async def __aenter__(self) -> Self:
         # plain-HTTP hosts (the loopback sandbox) need no CA bundle, and loading one costs ~30 ms
@@ -399,6 +367,7 @@ class WeChatPayClient:
         refund_fen: int,
         total_fen: int,
         reason: str | None = None,
+        notify_url: str | None = None,
     ) -> Refund:
         """Ask for a refund (§3.7); the answer means accepted (usually PROCESSING), not done.
         On an unknown outcome (transport error, 5xx, 429) query it; if RESOURCE_NOT_EXISTS,
@@ -407,6 +376,8 @@ class WeChatPayClient:
         body = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no, "amount": amount}
         if reason is not None:
             body["reason"] = reason
+        if notify_url is not None:
+            body["notify_url"] = notify_url
         answer = await self._call("POST", _REFUNDS, body, note=f"refund {out_refund_no}")
         self._expect(answer, 200)
         return parse_refund(answer.body, out_refund_no=out_refund_no, out_trade_no=out_trade_no)
@@ -416,6 +387,42 @@ class WeChatPayClient:
         answer = await self._call("GET", f"{_REFUNDS}/{quote(out_refund_no, safe='*@')}", None)
         self._expect(answer, 200)
         return parse_refund(answer.body, out_refund_no=out_refund_no)
+
+    async def refresh_certificates(self) -> list[str]:
+        """Load WeChat's platform certificates (§1.4) into our keys; returns their serials.
+
+        The answer is decrypted and checked first, then its signature is verified with the keys
+        it brings (nothing else can vouch for it). A public-key-only merchant (404
+        RESOURCE_NOT_EXISTS) has none: [].
+
+        Raises:
+            CertificateError: a certificate or the answer's signature fails its checks.
+            WeChatApiError, WeChatTransportError, WeChatResponseError: as for any call.
+        """
+        self._last_refresh = self._clock()
+        try:
+            answer = await self._call("GET", CERTIFICATES_PATH, None, self_signed=True)
+        except WeChatApiError as exc:
+            if exc.status == 404 and exc.normalized_code == "RESOURCENOTEXISTS":
+                return []
+            raise
+        self._expect(answer, 200)
+        certificates = parse_certificates(answer.body, self._creds.apiv3_key, self._clock())
+        try:
+            wechat_sign.check_signed_message(
+                answer.headers,
+                answer.body,
+                keys={**self._keys.snapshot(), **certificates},
+                now=self._clock(),
+                max_skew_s=MAX_CLOCK_SKEW_S,
+            )
+        except wechat_sign.SignFormatError as exc:
+            raise CertificateError(
+                f"certificates (request {answer.request_id or '-'}): {exc}"
+            ) from exc
+        self._keys.add(certificates)
+        log.info("wechat platform certificates loaded: %s", ", ".join(certificates) or "none")
+        return list(certificates)
 
     # ------------------------------------------------------------ transport and verification
 
@@ -436,9 +443,17 @@ class WeChatPayClient:
         return tx
 
     async def _call(
-        self, method: str, path: str, payload: Mapping[str, Any] | None, *, note: str = ""
+        self,
+        method: str,
+        path: str,
+        payload: Mapping[str, Any] | None,
+        *,
+        note: str = "",
+        self_signed: bool = False,
     ) -> _Answer:
         """Send one signed request, failing over to the next host only if nothing was sent.
+
+        `self_signed`: a 2xx answer is signed by keys it carries; the caller verifies it.
 
         Raises:
             WeChatApiError, WeChatTransportError, WeChatResponseError.
@@ -454,6 +469,8 @@ class WeChatPayClient:
         try:
             answer = await self._send_with_failover(self._http, method, path, body)
             outcome = f"HTTP {answer.status} request {answer.request_id or '-'}"
+            if not (self_signed and answer.status < 300):
+                await self._verify(answer, may_refresh=not self_signed)
             if answer.status >= 400:
                 raise parse_api_error(answer.status, answer.body, answer.request_id)
             return answer
@@ -487,7 +504,6 @@ class WeChatPayClient:
                     f"{base}{path}: {type(exc).__name__} after sending; outcome unknown",
                     maybe_sent=True,
                 ) from exc
-            self._verify(answer)
             return answer
         raise WeChatTransportError(
             "no WeChat Pay host reachable: " + "; ".join(failures), maybe_sent=False
@@ -540,23 +556,62 @@ class WeChatPayClient:
             await response.aclose()
         return _Answer(response.status_code, bytes(chunks), response.headers)
 
-    def _verify(self, answer: _Answer) -> None:
-        """A 2xx must be signed and fresh; an error answer is checked only when it is signed."""
+    async def _verify(self, answer: _Answer, *, may_refresh: bool) -> None:
+        """A 2xx must be signed and fresh; an error answer is checked only when it is signed.
+
+        An unknown certificate serial loads the certificates once (`may_refresh`), then retries.
+        """
         if answer.status >= 300 and "Wechatpay-Signature" not in answer.headers:
             return
         try:
-            wechat_sign.check_signed_message(
-                answer.headers,
-                answer.body,
-                public_key=self._creds.platform_public_key,
-                public_key_id=self._creds.public_key_id,
-                # a stale error grants nothing, and a terminal with a bad clock must see SIGN_ERROR
-                now=self._clock() if answer.status < 300 else None,
-                max_skew_s=MAX_CLOCK_SKEW_S,
-            )
+            self._check(answer)
+        except wechat_sign.UnknownSignerError as exc:
+            if not (
+                may_refresh
+                and looks_like_certificate_serial(exc.serial)
+                and await self._learn(exc.serial, answer)
+            ):
+                raise self._untrusted(answer, exc) from exc
+            try:
+                self._check(answer)
+            except wechat_sign.SignFormatError as again:
+                raise self._untrusted(answer, again) from again
         except wechat_sign.SignFormatError as exc:
-            where = f"HTTP {answer.status} request {answer.request_id or '-'}"
-            raise WeChatResponseError(f"{where}: {exc}") from exc
+            raise self._untrusted(answer, exc) from exc
+
+    def _check(self, answer: _Answer) -> None:
+        wechat_sign.check_signed_message(
+            answer.headers,
+            answer.body,
+            keys=self._keys.snapshot(),
+            # a stale error grants nothing, and a terminal with a bad clock must see SIGN_ERROR
+            now=self._clock() if answer.status < 300 else None,
+            max_skew_s=MAX_CLOCK_SKEW_S,
+        )
+
+    async def _learn(self, serial: str, answer: _Answer) -> bool:
+        """Whether certificate `serial` is known, refreshing if none was done for 60 s.
+
+        A failed refresh is reported as an untrusted `answer`: WeChat did answer the request,
+        so a transport or API error of the certificate download must not stand for it.
+        """
+        async with self._refresh_lock:  # concurrent answers wait for one download
+            if serial in self._keys:
+                return True
+            last = self._last_refresh
+            if last is not None and self._clock() - last < CERTIFICATE_REFRESH_S:
+                return False
+            try:
+                await self.refresh_certificates()
+            except WeChatPayError as exc:
+                raise self._untrusted(answer, exc) from exc
+            return serial in self._keys
+
+    @staticmethod
+    def _untrusted(answer: _Answer, exc: Exception) -> WeChatResponseError:
+        return WeChatResponseError(
+            f"HTTP {answer.status} request {answer.request_id or '-'}: {exc}"
+        )
 
 
 @dataclass(frozen=True)

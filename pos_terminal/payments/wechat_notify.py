@@ -1,9 +1,9 @@
 """WeChat Pay notifications (webhooks): verify, decrypt, and record them into the journal.
 
 Reference: wechatpay-v3.md §1.2, §1.5, §3.8. A notification is accepted only when its signature
-checks out with our WeChat Pay key and its timestamp is fresh; `WECHATPAY/SIGNTEST/` probes are
-refused on purpose so WeChat resends a properly signed copy. Recording is idempotent: WeChat
-delivers the same event more than once.
+checks out with the WeChat key its `Wechatpay-Serial` names (public key or platform certificate)
+and its timestamp is fresh; `WECHATPAY/SIGNTEST/` probes are refused on purpose so WeChat resends
+a properly signed copy. Recording is idempotent: WeChat delivers the same event more than once.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from pos_terminal.journal import FINAL_STATES, Journal, RowState
+from pos_terminal.journal_refunds import REFUND_ALLOWED, RefundBook, RefundState
 from pos_terminal.payments import wechat_sign
-from pos_terminal.payments.wechat import WeChatCredentials, WeChatPayError
+from pos_terminal.payments.wechat_errors import WeChatPayError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,14 @@ class NotificationError(WeChatPayError):
     """A notification we must refuse (answered 4xx, so WeChat retries or resends)."""
 
 
+class UnknownNotificationSigner(NotificationError):
+    """Signed by a key not in our key set; `.serial` is its `Wechatpay-Serial`."""
+
+    def __init__(self, message: str, serial: str) -> None:
+        super().__init__(message)
+        self.serial = serial
+
+
 @dataclass(frozen=True)
 class Notification:
     id: str
@@ -38,11 +49,17 @@ class Notification:
 
 
 def open_notification(
-    headers: Mapping[str, str], body: bytes, *, creds: WeChatCredentials, now: float
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    keys: Mapping[str, rsa.RSAPublicKey],
+    apiv3_key: str,
+    now: float,
 ) -> Notification:
-    """Verify and decrypt one notification exactly as received.
+    """Verify (with `keys`, serial → WeChat key) and decrypt one notification exactly as received.
 
     Raises:
+        UnknownNotificationSigner: signed by a key not in `keys` (e.g. a new certificate).
         NotificationError: a probe, a bad or stale signature, a malformed envelope, or a
             resource that does not decrypt with our APIv3 key.
     """
@@ -52,19 +69,13 @@ def open_notification(
     if signature.startswith(SIGN_PROBE_PREFIX):
         raise NotificationError("signature probe (WECHATPAY/SIGNTEST/): refused as required")
     try:
-        wechat_sign.check_signed_message(
-            headers,
-            body,
-            public_key=creds.platform_public_key,
-            public_key_id=creds.public_key_id,
-            now=now,
-        )
+        wechat_sign.check_signed_message(headers, body, keys=keys, now=now)
         envelope = json.loads(body)
         resource = envelope["resource"]
         if resource.get("algorithm") != "AEAD_AES_256_GCM":
             raise NotificationError(f"resource algorithm {resource.get('algorithm')!r:.40}")
         plain = wechat_sign.decrypt_resource(
-            creds.apiv3_key,
+            apiv3_key,
             str(resource["ciphertext"]),
             nonce=str(resource["nonce"]),
             associated_data=str(resource.get("associated_data", "")),
@@ -78,6 +89,8 @@ def open_notification(
             summary=str(envelope.get("summary", "")),
             resource=decrypted,
         )
+    except wechat_sign.UnknownSignerError as exc:
+        raise UnknownNotificationSigner(str(exc), exc.serial) from exc
     except wechat_sign.SignFormatError as exc:
         raise NotificationError(str(exc)) from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -87,11 +100,14 @@ def open_notification(
 def record(journal: Journal, note: Notification, *, now: datetime) -> str:
     """Apply a notification to the journal; returns what happened, for the log.
 
-    Only TRANSACTION.SUCCESS changes a row (a payment the terminal had not seen yet); a row
-    already final is left alone, and a SUCCESS for an order the journal closed is flagged.
+    TRANSACTION.SUCCESS approves a payment the terminal had not seen paid yet; a row already
+    final is left alone, and a SUCCESS for an order the journal closed is flagged. REFUND.*
+    ends a refund the same way the terminal's own query would. A duplicate changes nothing.
     """
+    if note.event_type in REFUND_EVENTS:
+        return _record_refund(RefundBook(journal), note, now=now)
     if note.event_type != "TRANSACTION.SUCCESS":
-        return f"{note.event_type} {note.id}: noted, no payment row changes"
+        return f"{note.event_type} {note.id}: not an event this journal records"
     out_trade_no = str(note.resource.get("out_trade_no", ""))
     state = note.resource.get("trade_state")
     row = journal.by_out_trade_no(out_trade_no)
@@ -118,3 +134,47 @@ def record(journal: Journal, note: Notification, *, now: datetime) -> str:
         transaction_id=str(transaction_id) if transaction_id else None,
     )
     return f"{out_trade_no}: approved by notification"
+
+
+REFUND_EVENTS = {
+    "REFUND.SUCCESS": RefundState.SUCCESS,
+    "REFUND.ABNORMAL": RefundState.ABNORMAL,
+    "REFUND.CLOSED": RefundState.CLOSED,
+}
+
+
+def _record_refund(book: RefundBook, note: Notification, *, now: datetime) -> str:
+    """REFUND.SUCCESS/ABNORMAL/CLOSED: move the refund row; a contradiction is flagged."""
+    to = REFUND_EVENTS[note.event_type]
+    resource = note.resource
+    number = str(resource.get("out_refund_no", ""))
+    row = book.by_out_refund_no(number)
+    if row is None:
+        return f"{note.event_type} for {number!r:.40}: not a refund of this journal"
+    if resource.get("refund_status") != to.value:
+        return f"{number}: {note.event_type} says refund_status {resource.get('refund_status')!r}"
+    amount = resource.get("amount")
+    refunded = amount.get("refund") if isinstance(amount, dict) else None
+    if resource.get("out_trade_no") != row.out_trade_no or refunded != row.amount_fen:
+        problem = f"notification {note.id}: {to} for {resource.get('out_trade_no')!r:.40}"
+        problem += f" {refunded!r:.20} fen, journal has {row.out_trade_no} {row.amount_fen} fen"
+        book.note(row.id, problem, now=now)
+        log.error("refund %s: %s", number, problem)
+        return f"{number}: CONFLICT {problem}"
+    if row.state is to:
+        return f"{number}: already {to} (duplicate delivery)"
+    if to not in REFUND_ALLOWED[row.state]:
+        book.note(row.id, f"notification {note.id}: {to}, but journal says {row.state}", now=now)
+        log.error("refund %s: WeChat says %s, journal says %s", number, to, row.state)
+        return f"{number}: CONFLICT {to} but journal says {row.state}"
+    refund_id = resource.get("refund_id")
+    book.transition(
+        row.id,
+        to,
+        now=now,
+        note=f"WeChat: {to} (notification {note.id})",
+        refund_id=str(refund_id) if refund_id else None,
+    )
+    if to is RefundState.ABNORMAL:
+        log.warning("refund %s is ABNORMAL: finish it in the merchant portal", number)
+    return f"{number}: {to} by notification"

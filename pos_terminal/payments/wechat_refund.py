@@ -42,7 +42,10 @@ class WeChatRefunds:
         clock: Clock,
         settings: PaymentConfig,
         terminal_id: str,
+        notify_url: str | None = None,
     ) -> None:
+        """`notify_url` asks WeChat to post the refund's end there (REFUND.*)."""
+        self.notify_url = notify_url
         self.client = client
         self.journal = journal
         self.clock = clock
@@ -82,6 +85,7 @@ class WeChatRefunds:
                     refund_fen=row.amount_fen,
                     total_fen=row.paid_fen,
                     reason=row.reason or None,
+                    notify_url=self.notify_url,
                 )
                 return await self._record(row, answer)
             except WeChatApiError as exc:

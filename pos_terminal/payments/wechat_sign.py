@@ -31,6 +31,14 @@ class SignFormatError(ValueError):
     """A header, key, signature or encrypted resource is not in the expected format."""
 
 
+class UnknownSignerError(SignFormatError):
+    """Signed by a key we do not hold; `.serial` is the `Wechatpay-Serial` ("" when absent)."""
+
+    def __init__(self, serial: str) -> None:
+        super().__init__(f"signed by unknown key {serial!r:.60}")
+        self.serial = serial
+
+
 # ---------------------------------------------------------------- messages (§1.1, §1.2)
 
 
@@ -73,17 +81,18 @@ def check_signed_message(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    public_key: rsa.RSAPublicKey,
-    public_key_id: str,
+    keys: Mapping[str, rsa.RSAPublicKey],
     now: float | None,
     max_skew_s: float = 300,
 ) -> None:
     """Check the `Wechatpay-*` headers of an API answer or a notification (reference §1.2).
 
-    `now=None` skips the freshness check (|now - Wechatpay-Timestamp| <= max_skew_s).
+    `keys` maps `Wechatpay-Serial` values (PUB_KEY_ID_…, platform certificate serials) to their
+    keys. `now=None` skips the freshness check (|now - Wechatpay-Timestamp| <= max_skew_s).
 
     Raises:
-        SignFormatError: unsigned, other signature type or key, stale, or not matching the body.
+        UnknownSignerError: the `Wechatpay-Serial` names no key in `keys`.
+        SignFormatError: unsigned, other signature type, stale, or not matching the body.
     """
     h = {name.lower(): value for name, value in headers.items()}
     signature = h.get("wechatpay-signature")
@@ -91,8 +100,10 @@ def check_signed_message(
         raise SignFormatError("answer is not signed (no Wechatpay-Signature)")
     if h.get("wechatpay-signature-type") != SCHEME:
         raise SignFormatError(f"signature type {h.get('wechatpay-signature-type')!r:.60}")
-    if h.get("wechatpay-serial") != public_key_id:
-        raise SignFormatError(f"signed by unknown key {h.get('wechatpay-serial')!r:.60}")
+    serial = h.get("wechatpay-serial", "")
+    public_key = keys.get(serial)
+    if public_key is None:
+        raise UnknownSignerError(serial)
     timestamp, nonce = h.get("wechatpay-timestamp", ""), h.get("wechatpay-nonce", "")
     if not timestamp.isdigit() or not nonce:
         raise SignFormatError("missing or malformed Wechatpay-Timestamp/-Nonce")

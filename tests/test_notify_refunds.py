@@ -1,0 +1,112 @@
+"""REFUND.* notifications recorded into the journal: idempotent, and never against the journal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pos_terminal.journal import Journal, Method, RowState
+from pos_terminal.journal_refunds import RefundBook, RefundRow, RefundState
+from pos_terminal.payments.wechat_notify import Notification, record
+
+SALE = "T0001REFNOTE01"
+NOW = datetime(2026, 11, 26, 12, 0).astimezone()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.open()
+    row = journal.begin_sale(
+        method=Method.WECHAT_NATIVE,
+        amount_fen=5000,
+        out_trade_no=SALE,
+        masked_code=None,
+        store_id="S1",
+        terminal_id="T1",
+        now=NOW,
+    )
+    journal.transition(row.id, RowState.APPROVED, now=NOW, transaction_id="4200" + "0" * 24)
+    yield journal
+    journal.close()
+
+
+def processing(journal: Journal, number: str = "RT0001A", fen: int = 2000) -> RefundRow:
+    book = RefundBook(journal)
+    row = book.begin(out_trade_no=SALE, out_refund_no=number, amount_fen=fen, reason="", now=NOW)
+    return book.transition(row.id, RefundState.PROCESSING, now=NOW)
+
+
+def notice(status: str, number: str = "RT0001A", fen: int = 2000, **extra: Any) -> Notification:
+    resource = {
+        "mchid": "1900000001",
+        "out_trade_no": SALE,
+        "transaction_id": "4200" + "0" * 24,
+        "out_refund_no": number,
+        "refund_id": "50300000000000000000000000001",
+        "refund_status": status,
+        "user_received_account": "支付用户零钱",
+        "amount": {"total": 5000, "refund": fen, "payer_total": 5000, "payer_refund": fen},
+        **extra,
+    }
+    return Notification("EV-1", f"REFUND.{status}", "退款", resource)
+
+
+def events(journal: Journal, row: RefundRow) -> list[tuple[str, str]]:
+    found = journal.db.execute(
+        "SELECT to_state, note FROM refund_events WHERE refund_id = ? ORDER BY id", (row.id,)
+    ).fetchall()
+    return [(str(state), str(note)) for state, note in found]
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "ABNORMAL", "CLOSED"])
+def test_a_refund_notification_ends_the_refund_once(journal: Journal, status: str) -> None:
+    row = processing(journal)
+    assert record(journal, notice(status), now=NOW).endswith("by notification")
+    assert "duplicate" in record(journal, notice(status), now=NOW)
+    ended = RefundBook(journal).get(row.id)
+    assert ended.state is RefundState(status)
+    assert ended.refund_id == "50300000000000000000000000001"
+    assert [state for state, _ in events(journal, row)] == ["PENDING", "PROCESSING", status]
+
+
+def test_a_refund_left_pending_by_a_crash_is_ended_by_its_notification(journal: Journal) -> None:
+    book = RefundBook(journal)
+    row = book.begin(
+        out_trade_no=SALE, out_refund_no="RT0001A", amount_fen=2000, reason="", now=NOW
+    )
+    record(journal, notice("SUCCESS"), now=NOW)
+    assert book.get(row.id).state is RefundState.SUCCESS
+
+
+def test_a_contradicting_notification_changes_nothing_and_is_flagged(journal: Journal) -> None:
+    row = processing(journal)
+    assert "CONFLICT" in record(journal, notice("SUCCESS", fen=2001), now=NOW)
+    assert RefundBook(journal).get(row.id).state is RefundState.PROCESSING
+    record(journal, notice("CLOSED"), now=NOW)
+    assert "CONFLICT" in record(journal, notice("SUCCESS"), now=NOW)  # closed stays closed
+    assert RefundBook(journal).get(row.id).state is RefundState.CLOSED
+    flagged = [note for _, note in events(journal, row) if "notification" in note]
+    assert len(flagged) == 3 and "2001" in flagged[0] and "journal says CLOSED" in flagged[2]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        notice("SUCCESS", number="RT0001UNKNOWN"),
+        notice("SUCCESS", refund_status="PROCESSING"),  # the event and the resource disagree
+        Notification("EV-2", "REFUND.SUCCESS", "", {"out_refund_no": ["RT0001A"]}),
+        Notification("EV-3", "REFUND.SUCCESS", "", {}),
+    ],
+)
+def test_notifications_that_name_no_refund_of_ours_change_nothing(
+    journal: Journal, bad: Notification
+) -> None:
+    row = processing(journal)
+    record(journal, bad, now=NOW)
+    assert RefundBook(journal).get(row.id).state is RefundState.PROCESSING
+    assert len(events(journal, row)) == 2
