@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,24 @@ def sandbox(sandbox_state_dir: Path, sandbox_clock: ManualClock) -> Iterator[WeC
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def start_sandbox(
+    sandbox_state_dir: Path, sandbox_clock: ManualClock
+) -> Iterator[Callable[..., WeChatSandbox]]:
+    """Start more sandboxes on the session merchant, each with its own options (`clock` too)."""
+    started: list[WeChatSandbox] = []
+
+    def start(**options: Any) -> WeChatSandbox:
+        box = WeChatSandbox(sandbox_state_dir, **{"clock": sandbox_clock, **options})
+        box.start()
+        started.append(box)
+        return box
+
+    yield start
+    for box in started:
+        box.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -11,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hw_mocks.wechat_sandbox import WeChatSandbox
+from hw_mocks.wechat_sandbox import WeChatSandbox, notify
 from pos_terminal.journal import Journal, Method, RowState
 from pos_terminal.notify_server import NotifyServer
 from pos_terminal.payments import wechat_sign
@@ -62,30 +61,10 @@ def envelope(
         "trade_state": state,
         "amount": {"total": 1234},
     }
-    nonce = wechat_sign.new_nonce(12)
-    ciphertext = wechat_sign.encrypt_resource(
-        apiv3_key or creds.apiv3_key,
-        json.dumps(resource).encode(),
-        nonce=nonce,
-        associated_data="transaction",
+    key = apiv3_key or creds.apiv3_key
+    return notify.envelope(
+        key, "TRANSACTION.SUCCESS", resource, event_id="EV-2026112600000001", at=time.time()
     )
-    return json.dumps(
-        {
-            "id": "EV-2026112600000001",
-            "create_time": "2026-11-26T10:00:00+08:00",
-            "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功",
-            "resource": {
-                "original_type": "transaction",
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": ciphertext,
-                "associated_data": "transaction",
-                "nonce": nonce,
-            },
-        },
-        ensure_ascii=False,
-    ).encode()
 
 
 def post(

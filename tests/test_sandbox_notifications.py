@@ -39,22 +39,18 @@ def http() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def notifying(sandbox_state_dir: Path, http: httpx.Client) -> Iterator[StartSandbox]:
-    """Start a sandbox that notifies, with the given NotifySettings options."""
-    started: list[WeChatSandbox] = []
+def notifying(start_sandbox: Callable[..., WeChatSandbox], http: httpx.Client) -> StartSandbox:
+    """Start a sandbox that notifies, with the given NotifySettings options; on real time, so
+    refunds end by themselves."""
 
     def start(**options: Any) -> Raw:
         settings = NotifySettings(**{"time_scale": 0.001, **options})
-        box = WeChatSandbox(
-            sandbox_state_dir, notify=settings, refund_delay_s=0.2, refund_interval_s=0
+        box = start_sandbox(
+            notify=settings, refund_delay_s=0.2, refund_interval_s=0, clock=time.time
         )
-        box.start()
-        started.append(box)
         return Raw(box, time.time, http)
 
-    yield start
-    for box in started:
-        box.stop()
+    return start
 
 
 @pytest.fixture

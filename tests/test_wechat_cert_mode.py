@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hw_mocks.wechat_sandbox import Faults, ManualClock, WeChatSandbox
+from hw_mocks.wechat_sandbox import Faults, ManualClock, WeChatSandbox, notify
 from pos_terminal.notify_server import NotifyServer, certificate_refresh
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import (
@@ -357,24 +357,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return paths
 
 
-@pytest.fixture
-def start_sandbox(
-    sandbox_state_dir: Path, sandbox_clock: ManualClock
-) -> Iterator[Callable[..., WeChatSandbox]]:
-    """Start a sandbox on the session merchant with options (e.g. key_modes)."""
-    started: list[WeChatSandbox] = []
-
-    def start(**options: Any) -> WeChatSandbox:
-        box = WeChatSandbox(sandbox_state_dir, clock=sandbox_clock, **options)
-        box.start()
-        started.append(box)
-        return box
-
-    yield start
-    for box in started:
-        box.stop()
-
-
 def _sandbox_certificate(state_dir: Path) -> tuple[str, rsa.RSAPrivateKey]:
     """The sandbox's platform certificate serial and its private key (sandbox-only files)."""
     cert = x509.load_pem_x509_certificate((state_dir / "platform_cert.pem").read_bytes())
@@ -611,26 +593,9 @@ def merchant(sandbox_state_dir: Path) -> tuple[WeChatCredentials, str, rsa.RSAPr
 
 def _notification(apiv3_key: str, out_trade_no: str = "N0000001") -> bytes:
     resource = {"out_trade_no": out_trade_no, "trade_state": "SUCCESS"}
-    nonce = wechat_sign.new_nonce(12)
-    ciphertext = wechat_sign.encrypt_resource(
-        apiv3_key, json.dumps(resource).encode(), nonce=nonce, associated_data="transaction"
+    return notify.envelope(
+        apiv3_key, "TRANSACTION.SUCCESS", resource, event_id="EV-2026010100000001", at=NOW
     )
-    return json.dumps(
-        {
-            "id": "EV-2026010100000001",
-            "create_time": "2026-01-01T10:00:00+08:00",
-            "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功",
-            "resource": {
-                "original_type": "transaction",
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": ciphertext,
-                "associated_data": "transaction",
-                "nonce": nonce,
-            },
-        }
-    ).encode()
 
 
 def test_a_certificate_signed_notification_opens_once_the_key_set_holds_the_certificate(

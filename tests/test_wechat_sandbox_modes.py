@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -33,19 +32,10 @@ def raw(sandbox: WeChatSandbox, sandbox_clock: ManualClock, http: httpx.Client) 
 
 @pytest.fixture
 def other_sandbox(
-    sandbox_state_dir: Path, sandbox_clock: ManualClock, http: httpx.Client
-) -> Iterator[StartSandbox]:
-    started: list[WeChatSandbox] = []
-
-    def start(**options: Any) -> Raw:
-        box = WeChatSandbox(sandbox_state_dir, clock=sandbox_clock, **options)
-        box.start()
-        started.append(box)
-        return Raw(box, sandbox_clock, http)
-
-    yield start
-    for box in started:
-        box.stop()
+    start_sandbox: Callable[..., WeChatSandbox], sandbox_clock: ManualClock, http: httpx.Client
+) -> StartSandbox:
+    """A second sandbox on the session merchant, with options, behind a raw client."""
+    return lambda **options: Raw(start_sandbox(**options), sandbox_clock, http)
 
 
 def _certificate(raw: Raw, answer: httpx.Response) -> tuple[str, x509.Certificate]:

@@ -31,7 +31,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -163,29 +163,13 @@ class Notifier:
     # ------------------------------------------------------------ internals
 
     def _seal(self, event: Event, now: float) -> Outgoing:
-        original = "transaction" if event.event_type.startswith("TRANSACTION.") else "refund"
-        nonce = wechat_sign.new_nonce(12)
-        plain = json.dumps(event.resource, ensure_ascii=False).encode()
-        event_id = "EV-" + datetime.fromtimestamp(self._clock(), CST).strftime("%Y%m%d%H%M%S")
+        moment = self._clock()
+        event_id = "EV-" + datetime.fromtimestamp(moment, CST).strftime("%Y%m%d%H%M%S")
         event_id += secrets.token_hex(6).upper()
-        envelope = {
-            "id": event_id,
-            "create_time": datetime.fromtimestamp(self._clock(), CST).isoformat("T", "seconds"),
-            "resource_type": "encrypt-resource",
-            "event_type": event.event_type,
-            "summary": SUMMARIES.get(event.event_type, event.event_type),
-            "resource": {
-                "original_type": original,
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": wechat_sign.encrypt_resource(
-                    self._keys.apiv3_key, plain, nonce=nonce, associated_data=original
-                ),
-                "associated_data": original,
-                "nonce": nonce,
-            },
-        }
+        body = envelope(
+            self._keys.apiv3_key, event.event_type, event.resource, event_id=event_id, at=moment
+        )
         subject = event.resource.get("out_refund_no") or event.resource["out_trade_no"]
-        body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
         return Outgoing(event_id, event.event_type, event.notify_url, body, str(subject), now)
 
     def _run(self) -> None:
@@ -267,6 +251,32 @@ class Notifier:
 
     def _scaled(self, seconds: float) -> float:
         return seconds * self.settings.time_scale
+
+
+def envelope(
+    apiv3_key: str, event_type: str, resource: Mapping[str, Any], *, event_id: str, at: float
+) -> bytes:
+    """WeChat's notification body (§3.8), `resource` sealed with AES-256-GCM under the key."""
+    original = "transaction" if event_type.startswith("TRANSACTION.") else "refund"
+    nonce = wechat_sign.new_nonce(12)
+    plain = json.dumps(resource, ensure_ascii=False).encode()
+    data = {
+        "id": event_id,
+        "create_time": datetime.fromtimestamp(at, CST).isoformat("T", "seconds"),
+        "resource_type": "encrypt-resource",
+        "event_type": event_type,
+        "summary": SUMMARIES.get(event_type, event_type),
+        "resource": {
+            "original_type": original,
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": wechat_sign.encrypt_resource(
+                apiv3_key, plain, nonce=nonce, associated_data=original
+            ),
+            "associated_data": original,
+            "nonce": nonce,
+        },
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _due(item: Outgoing, now: float) -> bool:
