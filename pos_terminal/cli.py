@@ -51,18 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="post notifications to each order's notify_url (TRANSACTION.SUCCESS, REFUND.*)",
     )
-    sandbox.add_argument(
-        "--notify-scale",
-        type=float,
-        default=1.0,
-        help="compress the retry schedule: 0.001 runs WeChat's 24 h of retries in 86 s",
-    )
     for name, what in (
+        ("scale", "compress the retry schedule: 0.001 runs WeChat's 24 h of retries in 86 s"),
         ("duplicates", "share of delivered notifications sent once more"),
         ("probes", "share preceded by a WECHATPAY/SIGNTEST/ probe"),
         ("gray", "share signed with the merchant's other WeChat key (key switch)"),
     ):
-        sandbox.add_argument(f"--notify-{name}", type=float, default=0.0, help=what)
+        sandbox.add_argument(f"--notify-{name}", type=float, help=what + "; implies --notify")
 
     notify = commands.add_parser(
         "notify-server", help="receive WeChat Pay notifications into the journal (store server)"
@@ -93,14 +88,19 @@ def main(argv: list[str] | None = None) -> int:
 
             _log_to_stderr()
             notify = None
-            if args.notify:
+            chosen = {
+                setting: value
+                for setting, value in (
+                    ("time_scale", args.notify_scale),
+                    ("duplicate_rate", args.notify_duplicates),
+                    ("probe_rate", args.notify_probes),
+                    ("gray_rate", args.notify_gray),
+                )
+                if value is not None
+            }
+            if args.notify or chosen:
                 try:
-                    notify = NotifySettings(
-                        time_scale=args.notify_scale,
-                        duplicate_rate=args.notify_duplicates,
-                        probe_rate=args.notify_probes,
-                        gray_rate=args.notify_gray,
-                    )
+                    notify = NotifySettings(**chosen)
                 except ValueError as exc:
                     parser.error(str(exc))
             return serve_forever(

@@ -26,6 +26,8 @@ class RefundState(StrEnum):
 REFUND_FINAL = frozenset(
     {RefundState.SUCCESS, RefundState.CLOSED, RefundState.ABNORMAL, RefundState.REFUSED}
 )
+# what the log tells the merchant about an ABNORMAL refund
+ABNORMAL_ADVICE = "the customer's account refused it; finish it in the merchant portal"
 # refunds that still count against what may be refunded
 COUNTED = frozenset(RefundState) - {RefundState.CLOSED, RefundState.REFUSED}
 
@@ -39,6 +41,20 @@ REFUND_ALLOWED: dict[RefundState, frozenset[RefundState]] = {
     RefundState.CLOSED: frozenset(),
     RefundState.REFUSED: frozenset(),
 }
+
+
+def _later(state: RefundState) -> frozenset[RefundState]:
+    """Every state a refund can reach from `state`."""
+    reached: set[RefundState] = set()
+    frontier = set(REFUND_ALLOWED[state])
+    while frontier:
+        reached |= frontier
+        frontier = {n for s in frontier for n in REFUND_ALLOWED[s]} - reached
+    return frozenset(reached)
+
+
+# a refund already in one of these has passed the state named: news of that state is stale
+LATER = {state: _later(state) for state in RefundState}
 
 
 @dataclass(frozen=True)
@@ -118,7 +134,9 @@ class RefundBook:
         note: str = "",
         refund_id: str | None = None,
     ) -> RefundRow:
-        """Move a refund if REFUND_ALLOWED permits; to the state it is in: a no-op.
+        """Move a refund if REFUND_ALLOWED permits. To the state it is in, or to one it has
+        already passed (a late answer saying PROCESSING after a notification said SUCCESS):
+        a no-op.
 
         Raises:
             JournalError: unknown refund or a forbidden change.
@@ -129,7 +147,7 @@ class RefundBook:
             if found is None:
                 raise JournalError(f"no refund with id {row_id}")
             current = RefundState(found[0])
-            if current is not to:
+            if current is not to and current not in LATER[to]:
                 if to not in REFUND_ALLOWED[current]:
                     raise JournalError(f"refund {row_id}: {current} -> {to} is not allowed")
                 db.execute(

@@ -26,7 +26,11 @@ from types import FrameType
 from pos_terminal.errors import PosError
 from pos_terminal.journal import Journal
 from pos_terminal.payments.wechat import WeChatCredentials, WeChatPayClient
-from pos_terminal.payments.wechat_keys import PlatformKeys, looks_like_certificate_serial
+from pos_terminal.payments.wechat_keys import (
+    PlatformKeys,
+    RefreshThrottle,
+    looks_like_certificate_serial,
+)
 from pos_terminal.payments.wechat_notify import (
     MAX_NOTIFICATION_BYTES,
     Notification,
@@ -38,7 +42,6 @@ from pos_terminal.payments.wechat_notify import (
 
 log = logging.getLogger(__name__)
 
-CERTIFICATE_REFRESH_S = 60  # an unknown certificate serial calls `refresh` this rarely
 REFRESH_TIMEOUT_S = 4.0  # connect and read timeout of the certificate download (`serve`)
 
 
@@ -63,7 +66,7 @@ class NotifyServer:
         self.keys = keys if keys is not None else PlatformKeys.from_credentials(creds)
         self._refresh = refresh
         self._refresh_lock = threading.Lock()
-        self._last_refresh: float | None = None
+        self._throttle = RefreshThrottle(clock)
         self.journal = Journal(journal_path)
         self._lock = threading.Lock()
         self._address = (host, port)
@@ -126,10 +129,8 @@ class NotifyServer:
         with self._refresh_lock:  # concurrent notifications wait for one download
             if serial in self.keys:
                 return True
-            now, last = self.clock(), self._last_refresh
-            if self._refresh is None or (last is not None and now - last < CERTIFICATE_REFRESH_S):
+            if self._refresh is None or not self._throttle.allow():
                 return False
-            self._last_refresh = now
             try:
                 self._refresh()
             except PosError as exc:

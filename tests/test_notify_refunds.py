@@ -86,19 +86,29 @@ def test_a_refund_left_pending_by_a_crash_is_ended_by_its_notification(journal: 
 def test_a_contradicting_notification_changes_nothing_and_is_flagged(journal: Journal) -> None:
     row = processing(journal)
     assert "CONFLICT" in record(journal, notice("SUCCESS", fen=2001), now=NOW)
+    # the event type and the resource disagree
+    assert "CONFLICT" in record(journal, notice("SUCCESS", refund_status="PROCESSING"), now=NOW)
     assert RefundBook(journal).get(row.id).state is RefundState.PROCESSING
     record(journal, notice("CLOSED"), now=NOW)
     assert "CONFLICT" in record(journal, notice("SUCCESS"), now=NOW)  # closed stays closed
     assert RefundBook(journal).get(row.id).state is RefundState.CLOSED
     flagged = [note for _, note in events(journal, row) if "notification" in note]
-    assert len(flagged) == 3 and "2001" in flagged[0] and "journal says CLOSED" in flagged[2]
+    assert len(flagged) == 4 and "2001" in flagged[0] and "'PROCESSING'" in flagged[1]
+    assert "journal says CLOSED" in flagged[3]
+
+
+def test_a_late_abnormal_after_success_is_stale_not_a_conflict(journal: Journal) -> None:
+    row = processing(journal)
+    record(journal, notice("SUCCESS"), now=NOW)
+    assert "already SUCCESS" in record(journal, notice("ABNORMAL"), now=NOW)
+    assert RefundBook(journal).get(row.id).state is RefundState.SUCCESS
+    assert len(events(journal, row)) == 3
 
 
 @pytest.mark.parametrize(
     "bad",
     [
         notice("SUCCESS", number="RT0001UNKNOWN"),
-        notice("SUCCESS", refund_status="PROCESSING"),  # the event and the resource disagree
         Notification("EV-2", "REFUND.SUCCESS", "", {"out_refund_no": ["RT0001A"]}),
         Notification("EV-3", "REFUND.SUCCESS", "", {}),
     ],

@@ -230,16 +230,9 @@ def _with(path: tuple[str, ...], value: object) -> dict[str, Any]:
         (_with(("encrypt_certificate", "associated_data"), "transaction"), NOW, "decrypt"),
         (_with(("encrypt_certificate", "nonce"), "\ud800" * 12), NOW, "decrypt"),
         (_with(("serial_no",), "AB" * 20), NOW, "serial is " + SERIAL),
-        (_with(("serial_no",), SERIAL.lower()), NOW, "serial is " + SERIAL),
         (_with(("expire_time",), "2026-01-01T00:00:00"), NOW, "no UTC offset"),
         (_with(("effective_time",), "yesterday"), NOW, "RFC 3339"),
         (_with(("encrypt_certificate",), "sealed"), NOW, "not an object"),
-        (VALID_ENTRY, NOW + 6 * 365 * DAY, "not valid at"),  # the certificate has expired
-        (VALID_ENTRY, NOW - 2 * DAY, "not valid at"),  # ... or is not valid yet
-        (_entry(CERT_PEM, SERIAL, expire=NOW - 1), NOW, "not valid at"),  # WeChat says expired
-        (_entry(_cert_pem(CERT_KEY, SERIAL_INT, end=NOW - 1), SERIAL), NOW, "not valid at"),
-        (_entry(_cert_pem(CERT_KEY, SERIAL_INT, start=NOW + 1), SERIAL), NOW, "not valid at"),
-        (_entry(CERT_PEM, SERIAL, effective=NOW + 1), NOW, "not valid at"),
         (_ec_entry(), NOW, "not an RSA key"),
         (
             _sealed_entry(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
@@ -255,6 +248,45 @@ def test_a_bad_entry_is_refused_naming_the_problem_and_adds_nothing(
     with pytest.raises(CertificateError, match=problem):
         keys.add_certificates(_body(VALID_ENTRY, entry), APIV3_KEY, now)
     assert keys.snapshot() == {}  # all or nothing: the valid first entry was not added either
+
+
+OTHER_SERIAL_INT = 0x0157F09EFDC096DE15EBE81A47057A7232F1B8E2  # listed with its leading 0
+OTHER_ENTRY = _entry(_cert_pem(CERT_KEY, OTHER_SERIAL_INT), f"{OTHER_SERIAL_INT:040x}")
+
+
+@pytest.mark.parametrize(
+    ("entry", "now"),
+    [
+        (VALID_ENTRY, NOW + 6 * 365 * DAY),  # the certificate has expired
+        (VALID_ENTRY, NOW - 2 * DAY),  # ... or is not valid yet
+        (_entry(CERT_PEM, SERIAL, expire=NOW - 1), NOW),  # WeChat lists it as expired
+        (_entry(_cert_pem(CERT_KEY, SERIAL_INT, end=NOW - 1), SERIAL), NOW),
+        (_entry(_cert_pem(CERT_KEY, SERIAL_INT, start=NOW + 1), SERIAL), NOW),
+        (_entry(CERT_PEM, SERIAL, effective=NOW + 1), NOW),
+    ],
+)
+def test_a_certificate_outside_its_validity_is_skipped_and_the_others_kept(
+    entry: dict[str, Any], now: float
+) -> None:
+    keys = PlatformKeys()
+    other = _entry(
+        _cert_pem(CERT_KEY, OTHER_SERIAL_INT, start=now - DAY, end=now + DAY),
+        f"{OTHER_SERIAL_INT:040X}",
+        effective=now - DAY,
+        expire=now + DAY,
+    )
+    assert keys.add_certificates(_body(entry, other), APIV3_KEY, now) == [
+        f"{OTHER_SERIAL_INT:040X}"
+    ]
+    assert list(keys.snapshot()) == [f"{OTHER_SERIAL_INT:040X}"]
+
+
+def test_serials_match_as_numbers_in_any_case_and_are_kept_upper_case() -> None:
+    keys = PlatformKeys()
+    body = _body(OTHER_ENTRY, _with(("serial_no",), SERIAL.lower()))
+    added = keys.add_certificates(body, APIV3_KEY, NOW)
+    assert added == [f"{OTHER_SERIAL_INT:040X}", SERIAL]
+    assert added[0].startswith("0157F09E") and sorted(keys.snapshot()) == sorted(added)
 
 
 def test_certificate_errors_are_response_errors_of_the_payments_tree() -> None:
@@ -456,13 +488,13 @@ async def test_a_download_sealed_with_another_apiv3_key_is_refused(
     assert keys.snapshot().keys() == {creds.public_key_id}
 
 
-async def test_an_expired_certificate_is_refused(
+async def test_an_expired_certificate_is_not_trusted(
     start_sandbox: Callable[..., WeChatSandbox], sandbox_clock: ManualClock
 ) -> None:
     box = start_sandbox(key_modes=["certificate"])
     sandbox_clock.advance(6 * 365 * DAY)  # both sides live six years on: the cert lasts five
     async with _client(box, sandbox_clock) as client:
-        with pytest.raises(CertificateError, match="not valid at"):
+        with pytest.raises(CertificateError, match="signed by unknown key"):
             await client.refresh_certificates()
 
 

@@ -25,6 +25,7 @@ from pos_terminal.payments.wechat import (
     load_merchant_json,
     parse_refund,
 )
+from pos_terminal.payments.wechat_refund import FOLLOW_MAX_SPACING_S, FollowSchedule
 from tests.test_wechat_sandbox import Raw
 
 REFUNDS = "/v3/refund/domestic/refunds"
@@ -433,3 +434,19 @@ def test_a_good_refund_answer_parses() -> None:
 def test_garbage_refund_answers_are_rejected(body: bytes) -> None:
     with pytest.raises(WeChatResponseError):
         parse_refund(body, out_refund_no="R0000001", out_trade_no="C0000001")
+
+
+def test_the_background_watch_asks_at_once_then_at_doubling_spacing_up_to_an_hour() -> None:
+    schedule = FollowSchedule(60)
+    asked: dict[int, list[float]] = {1: [], 2: []}
+    for tick in range(1, 12 * 60):  # the watch wakes every 60 s for twelve hours
+        now = tick * 60.0
+        alive = [1] if tick < 5 else [1, 2] if tick < 200 else [1]  # refund 2 ends at tick 200
+        for row_id in schedule.due(alive, now):
+            asked[row_id].append(now)
+            schedule.asked(row_id, now)
+    gaps = [b - a for a, b in zip(asked[1], asked[1][1:], strict=False)]
+    assert asked[1][0] == 60.0  # at once, the first time it is seen
+    assert gaps[:7] == [60, 120, 240, 480, 960, 1920, 3600]
+    assert set(gaps[6:]) == {FOLLOW_MAX_SPACING_S}
+    assert asked[2][0] == 300.0 and asked[2][-1] < 200 * 60  # seen at tick 5, forgotten once ended

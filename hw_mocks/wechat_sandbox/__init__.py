@@ -88,7 +88,8 @@ Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat
     GET  /sandbox/notifications → {"enabled", "notifications": [{id, event_type, url, subject,
          state (pending, delivered, given_up), failures, attempts: [{kind (delivery, probe,
          duplicate), serial, status, error, at}]}]}: the outbox (see notify.py)
-    POST /sandbox/reset   forget all orders, payment codes and queued one-shot faults
+    POST /sandbox/reset   forget all orders, payment codes, queued one-shot faults and the
+         notification outbox
 
 Python equivalents on `WeChatSandbox`: set_faults, fault_next, clear_next_faults, pending_faults,
 advance_clock, reset, notifications.
@@ -290,10 +291,8 @@ class WeChatSandbox:
         return self._running().app.book.advance_clock(seconds)
 
     def reset(self) -> None:
-        """Forget all orders, payment codes and queued one-shot faults."""
-        app = self._running().app
-        app.book.reset()
-        app.next_faults.clear()
+        """Forget all orders, payment codes, queued one-shot faults and notifications."""
+        self._running().app.reset()
 
     def notifications(self) -> list[dict[str, Any]]:
         """The outbox with every attempt (see GET /sandbox/notifications); [] when off."""

@@ -73,8 +73,7 @@ def _route(app: SandboxApp, method: str, path: str, body: bytes) -> tuple[int, A
             return 200, {"enabled": False, "notifications": []}
         return 200, {"enabled": True, "notifications": notifier.views()}
     if (method, path) == ("POST", "/sandbox/reset"):
-        book.reset()
-        app.next_faults.clear()
+        app.reset()
         return 200, {"orders": []}
     raise ApiError(404, "NOT_FOUND", f"no sandbox endpoint {method} {path}", 0)
 

@@ -69,7 +69,6 @@ class NotifySettings:
     probe_rate: float = 0.0
     gray_rate: float = 0.0
     answer_timeout_s: float = 5.0
-    seed: int | None = None
 
     def __post_init__(self) -> None:
         rates = (self.duplicate_rate, self.probe_rate, self.gray_rate)
@@ -129,7 +128,7 @@ class Notifier:
     ) -> None:
         self._keys, self._book, self._clock = keys, book, clock
         self.settings = settings
-        self._rng = random.Random(settings.seed)
+        self._rng = random.Random()
         self._lock = threading.Lock()
         self._outbox: list[Outgoing] = []
         self._busy: set[str] = set()
@@ -155,6 +154,11 @@ class Notifier:
         now = time.monotonic()
         with self._lock:
             self._outbox += [self._seal(event, now) for event in events]
+
+    def clear(self) -> None:
+        """Forget the outbox (the sandbox's reset)."""
+        with self._lock:
+            self._outbox.clear()
 
     def views(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -235,7 +239,7 @@ class Notifier:
         error = ""
         try:
             status = self._http.post(item.url, content=item.envelope, headers=headers).status_code
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any URL or network failure is a failed attempt, retried
             error = f"{type(exc).__name__}: {exc}"[:200]
         with self._lock:
             item.attempts.append(Attempt(kind, serial, status, error, self._clock()))

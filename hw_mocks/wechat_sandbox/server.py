@@ -78,6 +78,13 @@ class SandboxApp:
         self._nonces: dict[str, float] = {}
         self._nonce_lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget all orders, payment codes, queued one-shot faults and notifications."""
+        self.book.reset()
+        self.next_faults.clear()
+        if self.notifier is not None:
+            self.notifier.clear()
+
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one request; `headers` keys are lower case."""
         path, _, query = raw_path.partition("?")

@@ -48,6 +48,7 @@ from pos_terminal.payments.wechat_keys import (
     CERTIFICATES_PATH,
     CertificateError,
     PlatformKeys,
+    RefreshThrottle,
     looks_like_certificate_serial,
     parse_certificates,
 )
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # answers larger than 1 MiB are refused unread
 MAX_CLOCK_SKEW_S = 300  # §1.2: reject |now - Wechatpay-Timestamp| > 5 min
-CERTIFICATE_REFRESH_S = 60  # an unknown certificate serial fetches /v3/certificates this rarely
 DEFAULT_USER_AGENT = "pos-terminal/0.1 (WeChatPay APIv3; Linux)"
 _REFUNDS = "/v3/refund/domestic/refunds"
 
@@ -255,7 +255,7 @@ class WeChatPayClient:
         self._http: httpx.AsyncClient | None = None
         self._keys = keys if keys is not None else PlatformKeys.from_credentials(creds)
         self._refresh_lock = asyncio.Lock()
-        self._last_refresh: float | None = None
+        self._throttle = RefreshThrottle(clock)
 
     async def __aenter__(self) -> Self:
         # plain-HTTP hosts (the loopback sandbox) need no CA bundle, and loading one costs ~30 ms
@@ -399,7 +399,6 @@ class WeChatPayClient:
             CertificateError: a certificate or the answer's signature fails its checks.
             WeChatApiError, WeChatTransportError, WeChatResponseError: as for any call.
         """
-        self._last_refresh = self._clock()
         try:
             answer = await self._call("GET", CERTIFICATES_PATH, None, self_signed=True)
         except WeChatApiError as exc:
@@ -598,8 +597,7 @@ class WeChatPayClient:
         async with self._refresh_lock:  # concurrent answers wait for one download
             if serial in self._keys:
                 return True
-            last = self._last_refresh
-            if last is not None and self._clock() - last < CERTIFICATE_REFRESH_S:
+            if not self._throttle.allow():
                 return False
             try:
                 await self.refresh_certificates()

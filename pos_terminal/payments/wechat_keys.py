@@ -9,9 +9,10 @@ notifications with the WeChat Pay public key (`PUB_KEY_ID_…`) or with a platfo
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from pos_terminal.payments.wechat_errors import WeChatResponseError
 if TYPE_CHECKING:
     from pos_terminal.payments.wechat import WeChatCredentials
 
+log = logging.getLogger(__name__)
+
 CERTIFICATES_PATH = "/v3/certificates"
 _CERTIFICATE_SERIAL = re.compile(r"[0-9A-Fa-f]{40}")
 
@@ -36,6 +39,23 @@ class CertificateError(WeChatResponseError):
 def looks_like_certificate_serial(serial: str) -> bool:
     """True for a platform certificate serial (40 hex digits), False for a PUB_KEY_ID_…."""
     return _CERTIFICATE_SERIAL.fullmatch(serial) is not None
+
+
+class RefreshThrottle:
+    """Lets an unknown certificate serial load /v3/certificates at most once per `every_s`, so a
+    stranger's serial in every answer cannot turn each answer into a download."""
+
+    def __init__(self, clock: Callable[[], float], every_s: float = 60.0) -> None:
+        self._clock, self._every_s = clock, every_s
+        self._last: float | None = None
+
+    def allow(self) -> bool:
+        """True (and the clock starts again) when no download was allowed within `every_s`."""
+        now = self._clock()
+        if self._last is not None and now - self._last < self._every_s:
+            return False
+        self._last = now
+        return True
 
 
 class PlatformKeys:
@@ -65,7 +85,7 @@ class PlatformKeys:
             self._keys.update(keys)
 
     def add_certificates(self, body: bytes, apiv3_key: str, now: float) -> list[str]:
-        """Add the certificates of a `/v3/certificates` answer; returns their serials.
+        """Add the certificates of a `/v3/certificates` answer valid now; returns their serials.
 
         All or nothing: one bad entry adds none (see `parse_certificates`).
 
@@ -83,7 +103,8 @@ def parse_certificates(body: bytes, apiv3_key: str, now: float) -> dict[str, rsa
     Each `encrypt_certificate` must be AEAD_AES_256_GCM and open with `apiv3_key` to a PEM X.509
     certificate with an RSA key, whose serial (upper-case hex) is the entry's `serial_no`, and
     `now` (Unix seconds) must lie within both the certificate's validity and the entry's
-    `effective_time`..`expire_time`. The answer's own signature is the caller's to check.
+    `effective_time`..`expire_time`, else that one is skipped (logged): during a rotation the
+    list may hold an expired or a not-yet-valid one. The answer's signature is the caller's.
 
     Raises:
         CertificateError: not JSON of the documented shape, or an entry failing a check.
@@ -100,15 +121,17 @@ def parse_certificates(body: bytes, apiv3_key: str, now: float) -> dict[str, rsa
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise CertificateError(f"certificates: entry {index} is not an object")
-        serial, key = _certificate(entry, apiv3_key, moment)
-        keys[serial] = key
+        serial, key, valid_now = _certificate(entry, apiv3_key, moment)
+        if valid_now:
+            keys[serial] = key
     return keys
 
 
 def _certificate(
     entry: dict[str, Any], apiv3_key: str, moment: datetime
-) -> tuple[str, rsa.RSAPublicKey]:
-    serial = _text(entry, "serial_no", "certificate")
+) -> tuple[str, rsa.RSAPublicKey, bool]:
+    """The entry's serial (upper case), key, and whether it is valid at `moment`."""
+    serial = _text(entry, "serial_no", "certificate").upper()
     what = f"certificate {serial!r:.50}"
     sealed = entry.get("encrypt_certificate")
     if not isinstance(sealed, dict):
@@ -128,21 +151,28 @@ def _certificate(
         raise CertificateError(f"{what}: cannot decrypt: {exc}") from exc
     try:
         cert = x509.load_pem_x509_certificate(pem)
-        cert_serial = f"{cert.serial_number:X}"
+        cert_serial = cert.serial_number
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
         public_key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise CertificateError(f"{what}: not a usable PEM X.509 certificate: {exc}") from exc
-    if cert_serial != serial:
-        raise CertificateError(f"{what}: the certificate's serial is {cert_serial:.50}")
-    if not (not_before <= moment <= not_after and effective <= moment <= expire):
-        raise CertificateError(
-            f"{what}: not valid at {moment.isoformat()} (certificate {not_before.isoformat()} "
-            f"to {not_after.isoformat()}, listed {effective.isoformat()} to {expire.isoformat()})"
-        )
+    if not _CERTIFICATE_SERIAL.fullmatch(serial) or int(serial, 16) != cert_serial:
+        # compared as numbers: a serial listed as 0157F0… is the certificate's 157F0…
+        raise CertificateError(f"{what}: the certificate's serial is {cert_serial:X}")
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise CertificateError(f"{what}: {type(public_key).__name__} is not an RSA key")
-    return serial, public_key
+    valid_now = not_before <= moment <= not_after and effective <= moment <= expire
+    if not valid_now:  # during a rotation one listed certificate may be expired or not yet due
+        log.info(
+            "%s skipped: not valid at %s (certificate %s to %s, listed %s to %s)",
+            what,
+            moment.isoformat(),
+            not_before.isoformat(),
+            not_after.isoformat(),
+            effective.isoformat(),
+            expire.isoformat(),
+        )
+    return serial, public_key, valid_now
 
 
 def _text(data: Mapping[str, Any], name: str, what: str) -> str:

@@ -18,9 +18,17 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pos_terminal.journal import FINAL_STATES, Journal, RowState
-from pos_terminal.journal_refunds import REFUND_ALLOWED, RefundBook, RefundState
+from pos_terminal.journal_refunds import (
+    ABNORMAL_ADVICE,
+    LATER,
+    REFUND_ALLOWED,
+    REFUND_FINAL,
+    RefundBook,
+    RefundState,
+)
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat_errors import WeChatPayError
+from pos_terminal.payments.wechat_refund import STATE_OF
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +144,9 @@ def record(journal: Journal, note: Notification, *, now: datetime) -> str:
     return f"{out_trade_no}: approved by notification"
 
 
+# REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED: the final refund statuses (§3.8)
 REFUND_EVENTS = {
-    "REFUND.SUCCESS": RefundState.SUCCESS,
-    "REFUND.ABNORMAL": RefundState.ABNORMAL,
-    "REFUND.CLOSED": RefundState.CLOSED,
+    f"REFUND.{status}": state for status, state in STATE_OF.items() if state in REFUND_FINAL
 }
 
 
@@ -152,7 +159,11 @@ def _record_refund(book: RefundBook, note: Notification, *, now: datetime) -> st
     if row is None:
         return f"{note.event_type} for {number!r:.40}: not a refund of this journal"
     if resource.get("refund_status") != to.value:
-        return f"{number}: {note.event_type} says refund_status {resource.get('refund_status')!r}"
+        problem = f"notification {note.id}: {note.event_type} with refund_status"
+        problem += f" {resource.get('refund_status')!r:.20}; journal unchanged"
+        book.note(row.id, problem, now=now)
+        log.error("refund %s: %s", number, problem)
+        return f"{number}: CONFLICT {problem}"
     amount = resource.get("amount")
     refunded = amount.get("refund") if isinstance(amount, dict) else None
     if resource.get("out_trade_no") != row.out_trade_no or refunded != row.amount_fen:
@@ -161,8 +172,8 @@ def _record_refund(book: RefundBook, note: Notification, *, now: datetime) -> st
         book.note(row.id, problem, now=now)
         log.error("refund %s: %s", number, problem)
         return f"{number}: CONFLICT {problem}"
-    if row.state is to:
-        return f"{number}: already {to} (duplicate delivery)"
+    if row.state is to or row.state in LATER[to]:
+        return f"{number}: already {row.state} (duplicate or late delivery)"
     if to not in REFUND_ALLOWED[row.state]:
         book.note(row.id, f"notification {note.id}: {to}, but journal says {row.state}", now=now)
         log.error("refund %s: WeChat says %s, journal says %s", number, to, row.state)
@@ -176,5 +187,5 @@ def _record_refund(book: RefundBook, note: Notification, *, now: datetime) -> st
         refund_id=str(refund_id) if refund_id else None,
     )
     if to is RefundState.ABNORMAL:
-        log.warning("refund %s is ABNORMAL: finish it in the merchant portal", number)
+        log.warning("refund %s is ABNORMAL: %s", number, ABNORMAL_ADVICE)
     return f"{number}: {to} by notification"

@@ -8,11 +8,18 @@ can never happen twice. PROCESSING refunds are followed until SUCCESS, CLOSED or
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from pos_terminal.clock import Clock
 from pos_terminal.config import PaymentConfig
 from pos_terminal.journal import JournalWorker
-from pos_terminal.journal_refunds import REFUND_FINAL, RefundBook, RefundRow, RefundState
+from pos_terminal.journal_refunds import (
+    ABNORMAL_ADVICE,
+    REFUND_FINAL,
+    RefundBook,
+    RefundRow,
+    RefundState,
+)
 from pos_terminal.payments.numbers import new_number
 from pos_terminal.payments.wechat import (
     Refund,
@@ -32,6 +39,24 @@ STATE_OF = {
     RefundStatus.CLOSED: RefundState.CLOSED,
     RefundStatus.ABNORMAL: RefundState.ABNORMAL,
 }
+
+
+class FollowSchedule:
+    """When the background watch asks about each PROCESSING refund again: the first time it
+    sees one, then after `first_s`, doubling up to an hour (a refund to a bank card can take
+    days). Refunds that are no longer PROCESSING are forgotten."""
+
+    def __init__(self, first_s: float) -> None:
+        self._first_s = first_s
+        self._next: dict[int, tuple[float, float]] = {}  # refund row id -> (ask at, spacing)
+
+    def due(self, row_ids: Iterable[int], now: float) -> list[int]:
+        self._next = {i: self._next.get(i, (now, self._first_s)) for i in row_ids}
+        return [i for i, (at, _) in self._next.items() if now >= at]
+
+    def asked(self, row_id: int, now: float) -> None:
+        _, spacing = self._next[row_id]
+        self._next[row_id] = (now + spacing, min(spacing * 2, FOLLOW_MAX_SPACING_S))
 
 
 class WeChatRefunds:
@@ -112,29 +137,23 @@ class WeChatRefunds:
         return row
 
     async def watch(self) -> None:
-        """Follow PROCESSING refunds in the background until cancelled.
+        """Follow PROCESSING refunds in the background until cancelled (see FollowSchedule).
 
-        Each is asked `refund_follow_s` after it is first seen here, then at doubling spacing
-        up to an hour. A failure is logged and the watch goes on: it must outlive any answer.
+        A failure is logged and the watch goes on: it must outlive any answer.
         """
-        first = self.settings.refund_follow_s
-        spacing: dict[int, tuple[float, float]] = {}  # refund row id -> (next ask, spacing)
+        every = self.settings.refund_follow_s
+        schedule = FollowSchedule(every)
         while True:
-            await self.clock.sleep(first)
+            await self.clock.sleep(every)
             try:
                 rows = await self.journal(lambda j: RefundBook(j).unresolved())
+                processing = {r.id: r for r in rows if r.state is RefundState.PROCESSING}
                 now = self.clock.monotonic()
-                processing = [r for r in rows if r.state is RefundState.PROCESSING]
-                spacing = {r.id: spacing.get(r.id, (now + first, first)) for r in processing}
-                for row in processing:
-                    due, gap = spacing[row.id]
-                    if now < due:
-                        continue
-                    found = await self._query(row)
+                for row_id in schedule.due(processing, now):
+                    found = await self._query(processing[row_id])
                     if found is not None:
-                        await self._record(row, found)
-                    gap = min(gap * 2, FOLLOW_MAX_SPACING_S)
-                    spacing[row.id] = (now + gap, gap)
+                        await self._record(processing[row_id], found)
+                    schedule.asked(row_id, now)
             except Exception:  # one site: the watch must go on whatever one answer did
                 log.exception("following PROCESSING refunds failed; trying again later")
 
@@ -173,12 +192,7 @@ class WeChatRefunds:
             lambda j: RefundBook(j).transition(row.id, to, now=now, note=note, refund_id=refund_id)
         )
         if to is RefundState.ABNORMAL:
-            log.warning(
-                "refund %s of %s is ABNORMAL: the customer's account refused it;"
-                " finish it in the merchant portal",
-                row.out_refund_no,
-                row.out_trade_no,
-            )
+            log.warning("refund %s is ABNORMAL: %s", row.out_refund_no, ABNORMAL_ADVICE)
         else:
             log.info("refund %s: %s (%s)", row.out_refund_no, to, note)
         return moved

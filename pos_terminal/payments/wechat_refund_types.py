@@ -19,6 +19,7 @@ class RefundStatus(StrEnum):
     CLOSED = "CLOSED"  # nothing refunded; a new attempt needs a new out_refund_no
     ABNORMAL = "ABNORMAL"  # payer account frozen/cancelled: apply-abnormal-refund or offline
 
+
 @dataclass(frozen=True)
 class Refund:
     """The parts of WeChat's "Refund" object (§3.7) that a terminal uses."""

@@ -100,7 +100,7 @@ def check_signed_message(
         raise SignFormatError("answer is not signed (no Wechatpay-Signature)")
     if h.get("wechatpay-signature-type") != SCHEME:
         raise SignFormatError(f"signature type {h.get('wechatpay-signature-type')!r:.60}")
-    serial = h.get("wechatpay-serial", "")
+    serial = h.get("wechatpay-serial", "").upper()  # certificate serials are hex: any case
     public_key = keys.get(serial)
     if public_key is None:
         raise UnknownSignerError(serial)
