@@ -19,6 +19,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
 	$(BIN)/python -m tests.benchmarks.bench_receipts
 	$(BIN)/python -m tests.benchmarks.bench_scanning
+	$(BIN)/python -m tests.benchmarks.bench_notify
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

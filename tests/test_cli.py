@@ -67,6 +67,26 @@ def test_sandbox_command_writes_merchant_json_and_serves(tmp_path: Path) -> None
     assert proc.returncode == 0
 
 
+def test_sandbox_notify_options_turn_notifications_on_and_bad_rates_are_refused(
+    tmp_path: Path,
+) -> None:
+    state = str(tmp_path / "sb")
+    proc = cli(
+        "sandbox", "--port", "0", "--state-dir", state, "--notify-scale", "0.001", cwd=tmp_path
+    )
+    assert proc.stdout is not None
+    try:
+        url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+        answer = httpx.get(url + "/sandbox/notifications", timeout=5).json()
+        assert answer == {"enabled": True, "notifications": []}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    bad = cli("sandbox", "--state-dir", state, "--notify-probes", "1.5", cwd=tmp_path)
+    _, stderr = bad.communicate(timeout=30)
+    assert bad.returncode == 2 and "rates must be within [0, 1]" in stderr
+
+
 def test_demo_runs_three_sales_and_exits_zero(tmp_path: Path) -> None:
     result = subprocess.run(
         [
