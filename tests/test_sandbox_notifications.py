@@ -307,6 +307,31 @@ def test_the_store_server_finishes_a_refund_the_terminal_left_processing(
     ]
 
 
+def test_a_refund_due_after_a_sandbox_restart_still_ends_and_is_notified(
+    tmp_path: Path, http: httpx.Client, scripted: Callable[..., Scripted]
+) -> None:
+    target = scripted([])
+    options: dict[str, Any] = {
+        "persist": True,
+        "notify": NotifySettings(time_scale=0.001),
+        "refund_interval_s": 0,
+    }
+    first = WeChatSandbox(tmp_path / "sb", refund_delay_s=1.0, **options)
+    first.start()
+    try:
+        raw = Raw(first, time.time, http)
+        paid_native(raw, "T0001NOTE0009", target.url)
+        refund(raw, "T0001NOTE0009", "RNOTE0009", 100, 1234, target.url)
+    finally:
+        first.stop()  # the refund is still PROCESSING on disk
+    second = WeChatSandbox(tmp_path / "sb", refund_delay_s=1.0, **options)
+    second.start()
+    try:
+        wait_for(lambda: [i["event_type"] for i in second.notifications()] == ["REFUND.SUCCESS"])
+    finally:
+        second.stop()
+
+
 def test_failed_deliveries_are_retried_on_the_official_schedule(
     notifying: StartSandbox, scripted: Callable[..., Scripted]
 ) -> None:

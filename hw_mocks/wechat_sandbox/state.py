@@ -72,6 +72,7 @@ class OrderBook:
         self._used_codes: set[str] = set()
         self._saved: dict[str, str] = {}  # out_trade_no -> record as last written
         self._touched: set[str] = set()
+        self._unsettled: set[str] = set()  # orders with an outcome or a refund still to come
         self._events: list[Event] = []
         # told of each request's events once its changes are written (the notifier listens)
         self.listener: Callable[[list[Event]], None] | None = None
@@ -255,11 +256,8 @@ class OrderBook:
         about, so a refund ends (and is notified) even when nobody queries it."""
         with self._txn():
             now = self.clock()
-            for order in self._orders.values():
-                if order.settle_at is not None or any(
-                    r.status == "PROCESSING" for r in order.refunds
-                ):
-                    self._advance(order, now)
+            for out_trade_no in list(self._unsettled):
+                self._advance(self._orders[out_trade_no], now)
 
     def locked(self) -> threading.Lock:
         """The book's lock, for closing the store while no request is half-way through it."""
@@ -285,6 +283,7 @@ class OrderBook:
             self._used_codes.clear()
             self._saved.clear()
             self._touched.clear()
+            self._unsettled.clear()
             if self._store is not None:
                 self._store.clear()
 
@@ -392,6 +391,8 @@ class OrderBook:
                     self._by_code_url[order.code_url] = order.out_trade_no
                 if order.transaction_id is not None:
                     self._by_transaction_id[order.transaction_id] = order.out_trade_no
+                if _unsettled(order):
+                    self._unsettled.add(order.out_trade_no)
             self._used_codes = store.used_codes()
             for code, rec in store.wallet_codes().items():
                 self._wallet[code] = WalletCode(
@@ -417,6 +418,11 @@ class OrderBook:
                     finally:
                         self._write(self._store)
             finally:
+                for out_trade_no in self._touched & self._orders.keys():
+                    if _unsettled(self._orders[out_trade_no]):
+                        self._unsettled.add(out_trade_no)
+                    else:
+                        self._unsettled.discard(out_trade_no)
                 if self._events and self.listener is not None:
                     self.listener(self._events)
 
@@ -427,6 +433,11 @@ class OrderBook:
                 store.save_order(out_trade_no, record)
                 self._saved[out_trade_no] = record
         store.commit()
+
+
+def _unsettled(order: Order) -> bool:
+    """Whether time alone will still change the order: a USERPAYING outcome or a refund due."""
+    return order.settle_at is not None or any(r.status == "PROCESSING" for r in order.refunds)
 
 
 def _state_error(order: Order, now: float) -> ApiError:
