@@ -128,6 +128,8 @@ class EscposPrinter:
         self._executor: ThreadPoolExecutor | None = None
         self._device: Escpos | None = None
         self._reconnect: asyncio.Task[None] | None = None
+        # one link at a time: a job arriving while the reconnect loop is opening waits for it
+        self._connect_lock = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -141,6 +143,7 @@ class EscposPrinter:
         """
         make_connector(self.config)  # fail now on a missing library, not on every retry
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="printer-escpos")
+        self._connect_lock = asyncio.Lock()  # fresh for this event loop
         try:
             await self._connect()
         except DeviceError as exc:
@@ -220,12 +223,20 @@ class EscposPrinter:
         return await loop.run_in_executor(self._executor, function, *args)
 
     async def _connect(self) -> None:
-        device = make_connector(self.config)
-        try:
-            await self._run(_open, device, self.config)
-        except (OSError, RuntimeError, _escpos_error()) as exc:
-            raise DeviceError(f"{self.label}: cannot connect: {_first_line(exc)}") from exc
-        self._device = device
+        """Open the link, unless another caller (a job, the reconnect loop) opened it meanwhile.
+
+        Without the lock both would open one and the later would replace the earlier, leaving a
+        second connection to a printer that may serve only one.
+        """
+        async with self._connect_lock:
+            if self._device is not None:
+                return
+            device = make_connector(self.config)
+            try:
+                await self._run(_open, device, self.config)
+            except (OSError, RuntimeError, _escpos_error()) as exc:
+                raise DeviceError(f"{self.label}: cannot connect: {_first_line(exc)}") from exc
+            self._device = device
         log.info("%s connected", self.label)
 
     def _drop(self, device: Escpos) -> None:
