@@ -22,12 +22,18 @@ BASE_AMOUNT_FEN = 10_000
 
 
 def next_amount(counter: Path) -> int:
-    """A fen amount no earlier sale used, made durable before the sale starts."""
+    """A fen amount no earlier sale used, made durable before the sale starts.
+
+    Written to a new file and renamed over the old one: a kill mid-write must never leave the
+    counter empty (it once did, and every later child died at start).
+    """
     n = int(counter.read_text()) + 1 if counter.exists() else 1
-    with open(counter, "w") as f:
+    fresh = counter.with_suffix(".new")
+    with open(fresh, "w") as f:
         f.write(str(n))
         f.flush()
         os.fsync(f.fileno())
+    os.replace(fresh, counter)
     return BASE_AMOUNT_FEN + n
 
 

@@ -149,6 +149,7 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             first = child.stdout.readline().strip()
             assert first == "ready", f"the terminal did not start:\n{_log_tail(tmp_path)}"
             time.sleep(rng.uniform(0.05, 2.5))
+            assert child.poll() is None, f"the terminal died by itself:\n{_log_tail(tmp_path)}"
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
             kills += 1
@@ -159,6 +160,12 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             out, _ = checker.communicate(timeout=120)
             assert out.strip() == "recovered", f"recovery failed:\n{_log_tail(tmp_path)}"
             rows = check_consistency(tmp_path, url)
+            if (round_no + 1) % 100 == 0:
+                print(
+                    f"\nafter {kills} kills: {in_flight} in flight, {refunding} refunds in"
+                    f" doubt, {rows} payments checked",
+                    flush=True,
+                )
     print(
         f"\ncrash test: {kills} kills, {in_flight} with a payment in flight, "
         f"{refunding} with a refund not yet sent or final, {rows} payments checked"
