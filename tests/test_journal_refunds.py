@@ -9,28 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pos_terminal.journal import Journal, JournalError, Method, RowState
+from pos_terminal.journal import Journal, JournalError, Method
 from pos_terminal.journal_refunds import COUNTED, LATER, REFUND_ALLOWED, RefundBook, RefundState
+from tests.journal_rows import journal_with_sale as open_with_sale
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone(timedelta(hours=8)))
 SALE = "T0001SALE000001"
 
 
 def journal_with_sale(path: Path, *, approved: bool = True, paid: int = 1000) -> Journal:
-    journal = Journal(path)
-    journal.open()
-    row = journal.begin_sale(
-        method=Method.WECHAT_CODE,
-        amount_fen=paid,
-        out_trade_no=SALE,
-        masked_code=None,
-        store_id="S1",
-        terminal_id="T1",
-        now=NOW,
+    return open_with_sale(
+        path, SALE, amount_fen=paid, approved=approved, method=Method.WECHAT_CODE, now=NOW
     )
-    if approved:
-        journal.transition(row.id, RowState.APPROVED, now=NOW, transaction_id="4" * 28)
-    return journal
 
 
 def begin(book: RefundBook, number: str, amount: int) -> int:

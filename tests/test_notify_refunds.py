@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from pos_terminal.journal import Journal, Method, RowState
+from pos_terminal.journal import Journal
 from pos_terminal.journal_refunds import RefundBook, RefundRow, RefundState
 from pos_terminal.payments.wechat_notify import Notification, record
+from tests.journal_rows import journal_with_sale
 
 SALE = "T0001REFNOTE01"
 NOW = datetime(2026, 11, 26, 12, 0).astimezone()
@@ -19,18 +20,9 @@ NOW = datetime(2026, 11, 26, 12, 0).astimezone()
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "journal.sqlite")
-    journal.open()
-    row = journal.begin_sale(
-        method=Method.WECHAT_NATIVE,
-        amount_fen=5000,
-        out_trade_no=SALE,
-        masked_code=None,
-        store_id="S1",
-        terminal_id="T1",
-        now=NOW,
+    journal = journal_with_sale(
+        tmp_path / "journal.sqlite", SALE, amount_fen=5000, approved=True, now=NOW
     )
-    journal.transition(row.id, RowState.APPROVED, now=NOW, transaction_id="4200" + "0" * 24)
     yield journal
     journal.close()
 

@@ -19,12 +19,13 @@ import pytest
 from hw_mocks.wechat_sandbox import NotifySettings, WeChatSandbox
 from hw_mocks.wechat_sandbox.keys import load_or_create
 from hw_mocks.wechat_sandbox.notify import RETRY_SCHEDULE_S
-from pos_terminal.journal import Journal, Method, RowState
+from pos_terminal.journal import Journal, RowState
 from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.notify_server import NotifyServer, certificate_refresh
 from pos_terminal.payments.wechat import load_merchant_json
 from pos_terminal.payments.wechat_keys import PlatformKeys, looks_like_certificate_serial
 from tests.flow_harness import flow_config, running
+from tests.journal_rows import journal_with_sale
 from tests.test_wechat_sandbox import Raw
 
 NATIVE = "/v3/pay/transactions/native"
@@ -144,18 +145,7 @@ def refund(raw: Raw, out_trade_no: str, number: str, fen: int, total: int, url: 
 
 
 def journal_sale(path: Path, out_trade_no: str, amount_fen: int = 1234) -> None:
-    journal = Journal(path)
-    journal.open()
-    journal.begin_sale(
-        method=Method.WECHAT_NATIVE,
-        amount_fen=amount_fen,
-        out_trade_no=out_trade_no,
-        masked_code=None,
-        store_id="S1",
-        terminal_id="T1",
-        now=datetime.now().astimezone(),
-    )
-    journal.close()
+    journal_with_sale(path, out_trade_no, amount_fen=amount_fen).close()
 
 
 def read_journal(path: Path, out_trade_no: str) -> tuple[RowState, int, list[RefundState]]:
