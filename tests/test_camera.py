@@ -42,12 +42,13 @@ def qr_frame(code: str, seed: int = 0) -> np.ndarray:
 
 async def test_a_code_held_in_view_is_delivered_once() -> None:
     code = payment_code(1)
-    frames = [empty_frame("scene"), *(qr_frame(code, i) for i in range(8))]
-    camera = MockCamera(frames, frame_interval_s=0.02)
+    # held in view until decoded three times: a busy machine skips frames, so no fixed count
+    frames = [qr_frame(code, i) for i in range(8)]
+    camera = MockCamera(frames, loop=True, frame_interval_s=0.02)
     posted: list[Event] = []
     scanner = CameraScanner(CameraConfig(), camera, decoder=build_decoder("zxing"))
     await scanner.open(posted.append)
-    wait_for(lambda: camera.reads == 9 and scanner.stats.decoded >= 3)
+    wait_for(lambda: scanner.stats.decoded >= 3, timeout_s=20.0)
     await scanner.close()
     assert posted == [CodeScanned(code)]
 
