@@ -13,6 +13,7 @@ from pos_terminal.clock import Clock, SystemClock
 from pos_terminal.config import Config
 from pos_terminal.devices import Devices, build_devices
 from pos_terminal.journal import Journal, JournalWorker
+from pos_terminal.journal_lock import JournalLock
 from pos_terminal.payments.wechat import WeChatPayClient, load_merchant_json
 from pos_terminal.payments.wechat_flow import Shop, WeChatPayments
 from pos_terminal.payments.wechat_refund import WeChatRefunds
@@ -33,7 +34,17 @@ async def open_terminal(config: Config, *, clock: Clock | None = None) -> AsyncI
     """Build the terminal and its in-process sandbox (when configured); tear down on exit.
 
     The runtime is built but not started: run `terminal.runtime.run()` as a task.
+
+    Raises:
+        JournalLocked: another process owns the journal (checked before anything starts).
     """
+    with JournalLock(Path(config.journal.path)):
+        async with _open_terminal(config, clock) as terminal:
+            yield terminal
+
+
+@contextlib.asynccontextmanager
+async def _open_terminal(config: Config, clock: Clock | None) -> AsyncIterator[Terminal]:
     clock = clock or SystemClock(config.merchant.timezone)
     sandbox: WeChatSandbox | None = None
     wechat = config.wechat

@@ -44,6 +44,35 @@ def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path)
     assert (tmp_path / "var" / "sandbox" / "merchant.json").exists()
 
 
+def test_a_second_terminal_on_the_same_journal_refuses_at_once_naming_the_holder(
+    tmp_path: Path,
+) -> None:
+    config = str(ROOT / "config" / "terminal.yaml")
+    first = cli("run", "--headless", "--config", config, cwd=tmp_path)
+    assert first.stdout is not None
+    try:
+        assert first.stdout.readline().strip() == "ready"
+        second = cli("run", "--headless", "--config", config, cwd=tmp_path)
+        out, err = second.communicate(timeout=30)
+        assert second.returncode == 1
+        assert out == ""
+        assert err.count("\n") == 1, err
+        assert f"(pid {first.pid})" in err
+        assert "journal.sqlite is in use by another pos-terminal" in err
+        assert first.poll() is None  # the owner runs on, untouched
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+    again = cli("run", "--headless", "--config", config, cwd=tmp_path)  # the lock died with it
+    assert again.stdout is not None
+    try:
+        assert again.stdout.readline().strip() == "ready"
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.communicate(timeout=30)
+
+
 def test_sandbox_command_writes_merchant_json_and_serves(tmp_path: Path) -> None:
     proc = cli("sandbox", "--port", "0", "--state-dir", str(tmp_path / "sb"), cwd=tmp_path)
     assert proc.stdout is not None

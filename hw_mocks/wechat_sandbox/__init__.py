@@ -49,8 +49,9 @@ Every auth_code (`^1[0-5]\\d{16}$`) is single-use, also after a failure: a reuse
 identical body replays the first result; a different body gets 400 INVALID_REQUEST
 (ORDER_PAID / ORDER_CLOSED when the order is final; 403 OUT_TRADE_NO_USED across trade types).
 Bodies with unknown fields or nulls get 400 PARAM_ERROR with detail{field, value, issue, location}.
-Deliberate difference from the real service: reversing a USERPAYING order succeeds at once
-(WeChat may answer USERPAYING and ask to retry); that is what a terminal does at its deadline.
+Reversing a USERPAYING order succeeds at once by default (what a terminal wants at its deadline);
+the fault `reverse_refused_while_paying` answers it as WeChat may, 400 USER_PAYING
+"正在支付中不能发起撤销", and the terminal asks again later.
 
 Error spelling (§4.3): `error_style="underscore"` (default) answers SYSTEM_ERROR, NOT_ENOUGH,
 ORDER_NOT_EXIST, ORDER_PAID, ORDER_CLOSED, BANK_ERROR…; `"legacy"` answers SYSTEMERROR,
@@ -67,7 +68,8 @@ Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat
          each with a `refunds` list {out_refund_no, refund_id, refund_fen, status, outcome,
          created_at, settle_at}
     GET|POST /sandbox/faults {"sign_responses": bool, "tamper_body": bool, "delay_s": number,
-         "drop_connection": bool, "system_error_after_commit": bool, "rate_limited": bool}
+         "hold_s": number, "drop_connection": bool, "system_error_after_commit": bool,
+         "rate_limited": bool, "reverse_refused_while_paying": bool}
          global faults, see `Faults`; POST resets any option it does not name
     POST /sandbox/faults/next {"method": "GET"|"POST"|"*", "path": "/v3/…", <Faults options>}
          queue a one-shot fault: the first later /v3 request whose method matches ("*", the

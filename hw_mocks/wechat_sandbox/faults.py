@@ -21,9 +21,15 @@ class Faults:
     sign_responses: bool = True  # False: answers carry no Wechatpay-* signature headers
     tamper_body: bool = False  # sign the answer, then alter its body "in transit"
     delay_s: float = 0.0  # wait this long (real time) before answering: client read timeouts
+    # wait this long (real time) before processing: a request still on the wire when its client
+    # gave up or died lands late (a late create, a late reverse)
+    hold_s: float = 0.0
     drop_connection: bool = False  # process the request, then close the socket unanswered
     system_error_after_commit: bool = False  # process the request, then answer 500 SYSTEM_ERROR
     rate_limited: bool = False  # answer 429 FREQUENCY_LIMITED without processing the request
+    # as WeChat may: a reverse of an order still USERPAYING answers 400 USER_PAYING
+    # "正在支付中不能发起撤销" (retry later) instead of reversing it at once
+    reverse_refused_while_paying: bool = False
 
 
 @dataclass(frozen=True)

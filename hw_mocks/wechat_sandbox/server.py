@@ -74,6 +74,7 @@ class SandboxApp:
         self.error_style = error_style
         self.faults = Faults()  # replaced whole (atomic) by WeChatSandbox.set_faults
         self.next_faults = FaultQueue()
+        self.stopping = threading.Event()  # wakes requests and answers held back by faults
         self.notifier: Notifier | None = None  # set by WeChatSandbox when notifications are on
         self._nonces: dict[str, float] = {}
         self._nonce_lock = threading.Lock()
@@ -92,12 +93,14 @@ class SandboxApp:
             status, answer = control.handle(self, method, path, body)
             return Reply(status, dump(answer), (("Content-Type", "application/json"),))
         faults = self.next_faults.take(method, path) or self.faults
+        if faults.hold_s > 0 and self.stopping.wait(faults.hold_s):
+            return Reply(500, b"", (), 0.0, drop=True)  # stopped: the request never lands
         try:
             if faults.rate_limited:
                 raise ApiError(
                     429, "FREQUENCY_LIMITED", "频率超限，请降低请求频率", schema.ID_RATE_LIMIT
                 )
-            status, data, error_id = self._api(method, raw_path, path, query, headers, body)
+            status, data, error_id = self._api(method, raw_path, path, query, headers, body, faults)
         except ApiError as err:
             status, data, error_id = err.status, err.body(), err.error_id
         except Exception:  # the one catch-all: any sandbox bug answers like WeChat's 500
@@ -126,6 +129,7 @@ class SandboxApp:
         query: str,
         headers: Mapping[str, str],
         body: bytes,
+        faults: Faults,
     ) -> tuple[int, dict[str, Any] | None, int]:
         auth = self._authenticate(method, raw_path, headers, body)
         payload: dict[str, Any] = {}
@@ -153,14 +157,14 @@ class SandboxApp:
             match = pattern.fullmatch(path)
             if match and verb == method:
                 arg = unquote(match.group(1)) if match.groups() else ""
-                status, data = self._dispatch(name, arg, payload)
+                status, data = self._dispatch(name, arg, payload, faults)
                 return status, data, schema.ID_OK
         raise ApiError(
             404, "NOT_FOUND", f"资源不存在 no such API: {method} {path}", schema.ID_NOT_EXIST
         )
 
     def _dispatch(
-        self, name: str, arg: str, payload: dict[str, Any]
+        self, name: str, arg: str, payload: dict[str, Any], faults: Faults
     ) -> tuple[int, dict[str, Any] | None]:
         book = self.book
         if name == "certificates":
@@ -180,7 +184,9 @@ class SandboxApp:
             return 200, book.create_refund(payload)
         if name == "refund_query":
             return 200, book.query_refund(arg)
-        return 200, book.reverse(arg, payload)
+        return 200, book.reverse(
+            arg, payload, refuse_while_paying=faults.reverse_refused_while_paying
+        )
 
     def _authenticate(
         self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
@@ -309,7 +315,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
         super().__init__(address, _Handler)
         self.app = app
-        self.stopping = threading.Event()  # wakes answers held back by Faults.delay_s
+        self.stopping = app.stopping
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up (timeout tests do) is routine; anything else gets a traceback."""

@@ -164,10 +164,12 @@ class OrderBook:
                 raise ApiError(400, "ORDER_PAID", "订单已支付", schema.ID_ORDER_PAID)
             order.state = "CLOSED"
 
-    def reverse(self, out_trade_no: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Reverse a payment-code order. Unlike the real service (which may answer USERPAYING
-        "正在支付中不能发起撤销"), a USERPAYING order is reversed at once: that is what a
-        terminal does at its deadline, and it keeps tests short."""
+    def reverse(
+        self, out_trade_no: str, body: dict[str, Any], *, refuse_while_paying: bool = False
+    ) -> dict[str, Any]:
+        """Reverse a payment-code order. A USERPAYING order is reversed at once unless
+        `refuse_while_paying` (a fault): then it answers 400 USER_PAYING "正在支付中不能发起撤销"
+        as the real service may, and the terminal must ask again later."""
         schema.check(schema.REVERSE, body)
         self._check_appid(body)
         with self._txn():
@@ -182,6 +184,9 @@ class OrderBook:
             if order.refunds:
                 msg = "订单已发生退款，不能撤销"
                 raise ApiError(400, "INVALID_REQUEST", msg, schema.ID_TRADE_ERROR)
+            self._advance(order, now)
+            if refuse_while_paying and order.state == "USERPAYING":
+                raise ApiError(400, "USER_PAYING", "正在支付中不能发起撤销", schema.ID_TRADE_ERROR)
             if order.state != "REVOKED":
                 order.refunded = order.state == "SUCCESS"
                 order.state, order.settle_at = "REVOKED", None
