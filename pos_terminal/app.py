@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.business_day import BusinessDay
 from pos_terminal.clock import Clock, SystemClock
 from pos_terminal.config import Config
 from pos_terminal.devices import Devices, build_devices
@@ -17,6 +19,7 @@ from pos_terminal.journal_lock import JournalLock
 from pos_terminal.payments.wechat import WeChatPayClient, load_merchant_json
 from pos_terminal.payments.wechat_flow import Shop, WeChatPayments
 from pos_terminal.payments.wechat_refund import WeChatRefunds
+from pos_terminal.payments.wechat_settle import Settler
 from pos_terminal.runtime import Runtime
 
 
@@ -79,7 +82,11 @@ async def _open_terminal(config: Config, clock: Clock | None) -> AsyncIterator[T
                 description=wechat.description,
                 notify_url=wechat.notify_url,
             )
-            payments = WeChatPayments(client, worker, clock, config.payment, shop)
+            business_day = BusinessDay(
+                clock.now().tzinfo or UTC, config.merchant.business_day_cutoff_hour
+            )
+            settler = Settler(client, worker, clock, config.payment, business_day)
+            payments = WeChatPayments(settler, config.payment, shop)
             refunds = WeChatRefunds(
                 client,
                 worker,

@@ -27,6 +27,8 @@ class MerchantConfig:
     store_id: str = field(metadata=bounds(min_len=1))
     terminal_id: str = field(metadata=bounds(min_len=1))
     timezone: str = "Asia/Shanghai"
+    # payments before this hour count on the previous business day (a bar closing at 02:00: 2)
+    business_day_cutoff_hour: int = field(default=0, metadata=bounds(min=0, max=23))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from pos_terminal.errors import PosError
 
-SCHEMA_VERSION = 2  # 2: refunds (journal_refunds.py)
+SCHEMA_VERSION = 3  # 2: refunds (journal_refunds.py); 3: attention, success_time
 T = TypeVar("T")
 
 
@@ -30,25 +30,38 @@ class JournalError(PosError):
 class RowState(StrEnum):
     PENDING = "PENDING"  # committed before the request; outcome unknown until resolved
     QR_SHOWN = "QR_SHOWN"  # Native order created, QR on screen
+    # the decision to reverse, committed before the reverse leaves: a reverse takes effect
+    # whenever it arrives, so the row can only end REVERSED (or, when WeChat refuses the reverse
+    # for good, as the order is: paid with `attention`, or unpaid)
+    REVERSING = "REVERSING"
     APPROVED = "APPROVED"  # paid (WeChat SUCCESS)
     DECLINED = "DECLINED"  # refused; no money moved
     CLOSED = "CLOSED"  # Native order closed unpaid
     REVERSED = "REVERSED"  # payment-code order reversed (WeChat REVOKED); any money returned
+    # WeChat's answer contradicts the row (amount, merchant, app): never approved silently;
+    # `attention` says what, and a supervisor settles it in the merchant portal
+    EXCEPTION = "EXCEPTION"
 
 
-FINAL_STATES = frozenset({RowState.APPROVED, RowState.DECLINED, RowState.CLOSED, RowState.REVERSED})
+FINAL_STATES = frozenset(
+    {RowState.APPROVED, RowState.DECLINED, RowState.CLOSED, RowState.REVERSED, RowState.EXCEPTION}
+)
 
 ALLOWED: dict[RowState, frozenset[RowState]] = {
     RowState.PENDING: frozenset(
         {
             RowState.QR_SHOWN,
+            RowState.REVERSING,
             RowState.APPROVED,
             RowState.DECLINED,
             RowState.CLOSED,
             RowState.REVERSED,
+            RowState.EXCEPTION,
         }
     ),
-    RowState.QR_SHOWN: frozenset({RowState.APPROVED, RowState.CLOSED}),
+    RowState.QR_SHOWN: frozenset({RowState.APPROVED, RowState.CLOSED, RowState.EXCEPTION}),
+    # APPROVED only with `attention` (a reverse WeChat refused for good, on a paid order)
+    RowState.REVERSING: frozenset({RowState.REVERSED, RowState.APPROVED, RowState.DECLINED}),
     **{final: frozenset() for final in FINAL_STATES},
 }
 
@@ -75,6 +88,8 @@ class PaymentRow:
     updated_at: str
     printed: bool
     note: str
+    attention: str  # what a supervisor must settle (refund required, contradiction); "" if none
+    success_time: str | None  # when WeChat says it was paid (RFC 3339), for approved rows
 
 
 _SCHEMA = """
@@ -96,7 +111,9 @@ CREATE TABLE IF NOT EXISTS payments (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     printed INTEGER NOT NULL DEFAULT 0,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    attention TEXT NOT NULL DEFAULT '',
+    success_time TEXT
 );
 CREATE INDEX IF NOT EXISTS payments_state ON payments(state);
 CREATE TABLE IF NOT EXISTS payment_events (
@@ -140,7 +157,12 @@ BEGIN SELECT RAISE(ABORT, 'refund_events is append-only'); END;
 
 _COLUMNS = (
     "id, kind, method, amount_fen, state, out_trade_no, transaction_id, masked_code, store_id, "
-    "terminal_id, business_date, created_at, updated_at, printed, note"
+    "terminal_id, business_date, created_at, updated_at, printed, note, attention, success_time"
+)
+# columns added after a schema version: (version, column definition)
+_ADDED_COLUMNS = (
+    (3, "payments", "attention TEXT NOT NULL DEFAULT ''"),
+    (3, "payments", "success_time TEXT"),
 )
 
 
@@ -161,6 +183,11 @@ class Journal:
         if version > SCHEMA_VERSION:
             db.close()
             raise JournalError(f"{self.path}: written by a newer version (schema {version})")
+        existing = db.execute("SELECT name FROM sqlite_master WHERE name = 'payments'").fetchone()
+        if existing is not None:
+            for added_in, table, column in _ADDED_COLUMNS:
+                if version < added_in:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db = db
@@ -186,8 +213,12 @@ class Journal:
         store_id: str,
         terminal_id: str,
         now: datetime,
+        business_date: str | None = None,
     ) -> PaymentRow:
-        """Commit a PENDING row; call before the request leaves the terminal."""
+        """Commit a PENDING row; call before the request leaves the terminal.
+
+        `business_date` defaults to the civil date of `now`; approval sets the payment's own.
+        """
         stamp = now.isoformat(timespec="milliseconds")
         with immediate(self.db) as db:
             try:
@@ -203,7 +234,7 @@ class Journal:
                         masked_code,
                         store_id,
                         terminal_id,
-                        now.date().isoformat(),
+                        business_date or now.date().isoformat(),
                         stamp,
                         stamp,
                     ),
@@ -223,8 +254,14 @@ class Journal:
         now: datetime,
         note: str = "",
         transaction_id: str | None = None,
+        attention: str = "",
+        success_time: str | None = None,
+        business_date: str | None = None,
     ) -> PaymentRow:
         """Move a row to `to` if ALLOWED permits it; moving to the state it is in is a no-op.
+
+        `attention` flags the row for a supervisor; `success_time` and `business_date` are
+        set when WeChat's answer gives the payment's time.
 
         Raises:
             JournalError: unknown row or a transition the rules forbid.
@@ -236,12 +273,21 @@ class Journal:
                 return self.get(row_id)
             if to not in ALLOWED[current]:
                 raise JournalError(f"payment {row_id}: {current} -> {to} is not allowed")
+            if current is RowState.REVERSING and to is RowState.APPROVED and not attention:
+                raise JournalError(
+                    f"payment {row_id}: a reversing row is approved only when WeChat refused "
+                    "the reverse for good, flagged for a supervisor"
+                )
             db.execute(
                 "UPDATE payments SET state = ?, updated_at = ?, note = ?,"
-                " transaction_id = COALESCE(?, transaction_id) WHERE id = ?",
-                (to, stamp, note, transaction_id, row_id),
+                " transaction_id = COALESCE(?, transaction_id), attention = ?,"
+                " success_time = COALESCE(?, success_time),"
+                " business_date = COALESCE(?, business_date) WHERE id = ?",
+                (to, stamp, note, transaction_id, attention, success_time, business_date, row_id),
             )
-            _append_event(db, row_id, stamp, current, to, note)
+            _append_event(
+                db, row_id, stamp, current, to, note + (f" [{attention}]" * bool(attention))
+            )
         return self.get(row_id)
 
     def note(self, row_id: int, note: str, *, now: datetime) -> None:
@@ -305,6 +351,13 @@ class Journal:
         ).fetchone()
         return _row(found) if found is not None else None
 
+    def needing_attention(self) -> list[PaymentRow]:
+        """Rows a supervisor must settle (a refund owed, a contradiction), oldest first."""
+        found = self.db.execute(
+            f"SELECT {_COLUMNS} FROM payments WHERE attention != '' ORDER BY id"
+        ).fetchall()
+        return [_row(r) for r in found]
+
     def rows(self) -> list[PaymentRow]:
         return [_row(r) for r in self.db.execute(f"SELECT {_COLUMNS} FROM payments ORDER BY id")]
 
@@ -367,6 +420,8 @@ def _row(r: tuple[object, ...]) -> PaymentRow:
         updated_at=str(r[12]),
         printed=bool(r[13]),
         note=str(r[14]),
+        attention=str(r[15]),
+        success_time=None if r[16] is None else str(r[16]),
     )
 
 

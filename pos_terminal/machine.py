@@ -29,6 +29,8 @@ class Phase(StrEnum):
     CHARGING_CODE = "CHARGING_CODE"
     SHOWING_QR = "SHOWING_QR"
     CANCELLING = "CANCELLING"  # closing or reversing the order after a cancel or expiry
+    IN_DOUBT = "IN_DOUBT"  # something failed after the request left: resolving; do not charge again
+    EXCEPTION = "EXCEPTION"  # WeChat contradicts the journal: a supervisor must settle it
     PRINTING = "PRINTING"
     APPROVED = "APPROVED"
     DECLINED = "DECLINED"
@@ -64,6 +66,7 @@ class CodeScanned:
 @dataclass(frozen=True)
 class RecoveryDone:
     resolved: int
+    attention: int = 0  # payments a supervisor must settle (a refund owed, a contradiction)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,22 @@ class PaymentApproved:
 
 @dataclass(frozen=True)
 class PaymentDeclined:
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PaymentInDoubt:
+    """The request may have reached WeChat but the outcome cannot be recorded or known yet."""
+
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PaymentException:
+    """WeChat's answer contradicts the journal; nothing was approved."""
+
     attempt: int
     reason: str
 
@@ -154,6 +173,8 @@ Event = (
     | PaymentApproved
     | PaymentDeclined
     | PaymentCancelled
+    | PaymentInDoubt
+    | PaymentException
     | PrintDone
     | TimerExpired
     | PrinterChanged
@@ -325,7 +346,11 @@ def _to_idle(state: State, event: Event) -> Outcome:
 
 
 def _recovered(state: State, event: Event) -> Outcome:
-    return _show(replace(state, phase=Phase.IDLE), idle_screen())
+    if not isinstance(event, RecoveryDone) or not event.attention:
+        return _show(replace(state, phase=Phase.IDLE), idle_screen())
+    notice = f"{event.attention} 笔交易需主管处理 payment(s) need a supervisor: see the journal"
+    idle = replace(state, phase=Phase.IDLE, notice=notice)
+    return _show(idle, Screen("欢迎光临 Welcome", lines=(notice,)))
 
 
 def _enter_amount(state: State, event: Event) -> Outcome | None:
@@ -441,6 +466,34 @@ def _declined(state: State, event: Event) -> Outcome | None:
         effects.insert(0, CancelTimer(TIMER_QR))
     new = replace(state, phase=Phase.DECLINED, code_url=None, notice=event.reason)
     return new, effects
+
+
+def _in_doubt(state: State, event: Event) -> Outcome | None:
+    if not _is_current(state, event) or not isinstance(event, PaymentInDoubt):
+        return None
+    screen = Screen(
+        "支付结果未知 Payment in doubt",
+        state.amount_fen,
+        ("请勿重复收款 Do not charge again", "正在核对 Resolving, please wait", event.reason),
+    )
+    effects: list[Effect] = [Show(screen)]
+    if state.phase is Phase.SHOWING_QR:
+        effects.insert(0, CancelTimer(TIMER_QR))
+    return replace(state, phase=Phase.IN_DOUBT, code_url=None, notice=event.reason), effects
+
+
+def _exception(state: State, event: Event) -> Outcome | None:
+    if not _is_current(state, event) or not isinstance(event, PaymentException):
+        return None
+    screen = Screen(
+        "交易异常 Payment exception",
+        state.amount_fen,
+        ("请勿重复收款 Do not charge again", "请联系主管 Call a supervisor", event.reason),
+    )
+    effects: list[Effect] = [Show(screen)]
+    if state.phase is Phase.SHOWING_QR:
+        effects.insert(0, CancelTimer(TIMER_QR))
+    return replace(state, phase=Phase.EXCEPTION, code_url=None, notice=event.reason), effects
 
 
 def _cancelled(state: State, event: Event) -> Outcome | None:
@@ -605,7 +658,7 @@ class Rule:
 
 
 P = Phase
-_WAITING_FOR_RESULT = (P.CHARGING_CODE, P.SHOWING_QR, P.CANCELLING)
+_WAITING_FOR_RESULT = (P.CHARGING_CODE, P.SHOWING_QR, P.CANCELLING, P.IN_DOUBT)
 
 RULES: tuple[Rule, ...] = (
     Rule(P.RECOVERING, "RecoveryDone", (P.IDLE,), _recovered),
@@ -630,6 +683,14 @@ RULES: tuple[Rule, ...] = (
     *(Rule(src, "PaymentApproved", (P.PRINTING,), _approved) for src in _WAITING_FOR_RESULT),
     *(Rule(src, "PaymentDeclined", (P.DECLINED,), _declined) for src in _WAITING_FOR_RESULT),
     *(Rule(src, "PaymentCancelled", (P.DECLINED,), _cancelled) for src in _WAITING_FOR_RESULT),
+    *(Rule(src, "PaymentException", (P.EXCEPTION,), _exception) for src in _WAITING_FOR_RESULT),
+    *(
+        Rule(src, "PaymentInDoubt", (P.IN_DOUBT,), _in_doubt)
+        for src in _WAITING_FOR_RESULT
+        if src is not P.IN_DOUBT
+    ),
+    Rule(P.EXCEPTION, "enter", (P.IDLE,), _to_idle),
+    Rule(P.EXCEPTION, "cancel", (P.IDLE,), _to_idle),
     Rule(P.PRINTING, "PrintDone", (P.APPROVED,), _printed),
     Rule(P.IDLE, "reprint", (P.IDLE,), _reprint),
     Rule(P.IDLE, "CodeScanned", (P.IDLE,), _scanned_while_idle),

@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 
+from pos_terminal.business_day import BusinessDay
+from pos_terminal.clock import SystemClock
 from pos_terminal.errors import PosError
 from pos_terminal.journal import Journal
 from pos_terminal.payments.wechat import WeChatCredentials, WeChatPayClient
@@ -33,6 +35,7 @@ from pos_terminal.payments.wechat_keys import (
 )
 from pos_terminal.payments.wechat_notify import (
     MAX_NOTIFICATION_BYTES,
+    Merchant,
     Notification,
     NotificationError,
     UnknownNotificationSigner,
@@ -58,11 +61,15 @@ class NotifyServer:
         clock: Callable[[], float] = time.time,
         keys: PlatformKeys | None = None,
         refresh: Callable[[], object] | None = None,
+        business_day: BusinessDay | None = None,
     ) -> None:
         """`keys` defaults to the credentials' public key; `refresh` loads the platform
         certificates into `keys` (blocking; its result is ignored) or raises a PosError."""
         self.creds = creds
         self.clock = clock
+        self.merchant = Merchant(
+            creds.mchid, creds.appid, business_day or BusinessDay(SystemClock().tz)
+        )
         self.keys = keys if keys is not None else PlatformKeys.from_credentials(creds)
         self._refresh = refresh
         self._refresh_lock = threading.Lock()
@@ -100,9 +107,9 @@ class NotifyServer:
             self.refused += 1
             log.warning("notification refused: %s", exc)
             return 400, json.dumps({"code": "FAIL", "message": str(exc)[:200]}).encode()
-        stamp = datetime.fromtimestamp(self.clock()).astimezone()
+        stamp = datetime.fromtimestamp(self.clock(), self.merchant.business_day.tz)
         with self._lock:
-            outcome = record(self.journal, note, now=stamp)
+            outcome = record(self.journal, note, now=stamp, merchant=self.merchant)
         self.accepted += 1
         log.info("notification %s %s: %s", note.id, note.event_type, outcome)
         return 204, b""
@@ -175,6 +182,7 @@ def serve(
     port: int,
     *,
     wechat_hosts: Sequence[str] = (),
+    business_day: BusinessDay | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM; prints the URL to give WeChat as notify_url.
 
@@ -182,7 +190,15 @@ def serve(
     """
     keys = PlatformKeys.from_credentials(creds)
     refresh = certificate_refresh(creds, wechat_hosts, keys) if wechat_hosts else None
-    server = NotifyServer(creds, journal_path, host=host, port=port, keys=keys, refresh=refresh)
+    server = NotifyServer(
+        creds,
+        journal_path,
+        host=host,
+        port=port,
+        keys=keys,
+        refresh=refresh,
+        business_day=business_day,
+    )
     server.start()
     done = threading.Event()
 

@@ -197,9 +197,10 @@ class Runtime:
         async def guarded() -> None:
             try:
                 await run(entry)  # type: ignore[misc]
-            except Exception as exc:  # nothing was sent: the journal row could not be written
-                log.exception("payment attempt %d could not start", attempt)
-                self.post(m.PaymentDeclined(attempt, f"系统错误 System error: {exc}"))
+            except Exception as exc:  # a bug: the policy answers every failure itself
+                log.exception("payment attempt %d failed unexpectedly", attempt)
+                reason = f"重启后核对 Restart to resolve: {type(exc).__name__}"
+                self.post(m.PaymentInDoubt(attempt, reason))
 
         entry.task = self._spawn(guarded())
 
@@ -235,17 +236,17 @@ class Runtime:
     async def _recover(self) -> None:
         self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))
         try:
-            resolved = await recover(self.journal, self.payments, self.refunds)
+            recovered = await recover(self.journal, self.payments.settler, self.refunds)
         except Exception as exc:  # the terminal must not sell with a journal it cannot read
             log.exception("recovery failed")
             self._apply(
                 m.Show(m.Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log")))
             )
             return
-        self.post(m.RecoveryDone(resolved))
+        self.post(m.RecoveryDone(recovered.resolved, recovered.attention))
         self._spawn(self.refunds.watch())
         self.ready.set()
-        log.info("ready (%d payment(s) resolved at start)", resolved)
+        log.info("ready (%d payment(s) resolved at start)", recovered.resolved)
 
     def _spawn(self, coro: object) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]

@@ -21,12 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.business_day import BusinessDay
 from pos_terminal.clock import SystemClock
 from pos_terminal.config import PaymentConfig
 from pos_terminal.journal import FINAL_STATES, Journal, JournalWorker, Method, RowState
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatPayClient, WeChatPayError, load_merchant_json
-from pos_terminal.payments.wechat_flow import Shop, WeChatPayments
+from pos_terminal.payments.wechat_settle import Settler
 
 ORDER = "T0001GARBAGE0001"
 
@@ -97,8 +98,8 @@ async def resolve_once(url: str, merchant_json: Path, tmp_path: Path) -> RowStat
     settings_ = PaymentConfig(reverse_min_delay_s=0.0, retry_backoff_s=0.01)
     try:
         async with WeChatPayClient(load_merchant_json(merchant_json), base_urls=[url]) as client:
-            shop = Shop("S1", "T1", "POS", "https://x/n")
-            payments = WeChatPayments(client, worker, SystemClock(), settings_, shop)
+            clock = SystemClock()
+            settler = Settler(client, worker, clock, settings_, BusinessDay(clock.tz))
             row = await worker(
                 lambda j: j.begin_sale(
                     method=Method.WECHAT_NATIVE,
@@ -111,7 +112,7 @@ async def resolve_once(url: str, merchant_json: Path, tmp_path: Path) -> RowStat
                 )
             )
             try:
-                await asyncio.wait_for(payments.resolve(row), 5)
+                await asyncio.wait_for(settler.resolve(row), 0.3)
             except WeChatPayError:
                 pass  # typed: recovery retries later
             except TimeoutError:
@@ -173,10 +174,13 @@ def test_a_close_answered_orderpaid_is_approved_even_when_queries_fail_for_a_whi
     garbage_host: tuple[str, Path, Reply], tmp_path: Path
 ) -> None:
     url, merchant_json, reply = garbage_host
-    paid = {"out_trade_no": ORDER, "trade_state": "SUCCESS", "transaction_id": "4" * 28}
+    merchant = json.loads(merchant_json.read_text(encoding="utf-8"))
+    ours = {"out_trade_no": ORDER, "mchid": merchant["mchid"], "appid": merchant["appid"]}
+    unpaid = {**ours, "trade_state": "NOTPAY", "amount": {"total": 100}}
+    paid = {**ours, "trade_state": "SUCCESS", "transaction_id": "4" * 28, "amount": {"total": 100}}
     error = json.dumps({"code": "SYSTEM_ERROR", "message": "busy"}).encode()
     reply.script = [
-        (404, json.dumps({"code": "ORDER_NOT_EXIST", "message": "no"}).encode()),  # query
+        (200, json.dumps(unpaid).encode()),  # query
         (400, json.dumps({"code": "ORDERPAID", "message": "paid"}).encode()),  # close
         *[(500, error)] * 5,  # more failed queries than an unpaid close waits for
         (200, json.dumps(paid).encode()),

@@ -11,7 +11,7 @@ from drivers.printer_escpos import PaperStatus
 from hw_mocks.customer import Wallet
 from hw_mocks.wechat_sandbox import WeChatSandbox
 from pos_terminal.app import open_terminal
-from pos_terminal.journal import Journal, Method, RowState
+from pos_terminal.journal import FINAL_STATES, Journal, Method, RowState
 from pos_terminal.machine import Key, Phase
 from tests.flow_harness import flow_config, running
 
@@ -88,7 +88,7 @@ def test_insufficient_balance_is_declined_with_the_reason(tmp_path: Path) -> Non
             # the refused order is reversed afterwards, so it cannot end up debited
             for _ in range(100):
                 [row] = await h.rows()
-                if row.state is not RowState.PENDING:
+                if row.state in FINAL_STATES:
                     break
                 await asyncio.sleep(0.05)
             assert row.state is RowState.REVERSED
@@ -316,14 +316,16 @@ def test_an_unexpected_failure_inside_a_payment_still_settles_its_order(tmp_path
     async def scenario() -> None:
         async with running(flow_config(tmp_path)) as h:
             payments = h.terminal.runtime.payments
-            row = await payments._begin(Method.WECHAT_NATIVE, 100, None)
             posted: list[object] = []
+            row = await payments._begin(Method.WECHAT_NATIVE, 100, None, 7, posted.append)
+            assert row is not None
 
             async def broken_policy() -> None:
                 raise RuntimeError("a bug")
 
             await payments._guarded(row, 7, posted.append, broken_policy())
-            assert [type(e).__name__ for e in posted] == ["PaymentDeclined"]
+            # in doubt first (do not charge again), then the real outcome once resolved
+            assert [type(e).__name__ for e in posted] == ["PaymentInDoubt", "PaymentDeclined"]
             [settled] = await h.rows()
             assert settled.state is RowState.CLOSED
 

@@ -45,6 +45,8 @@ EXAMPLES: dict[str, m.Event] = {
     "PaymentApproved": m.PaymentApproved(3, SALE),
     "PaymentDeclined": m.PaymentDeclined(3, "余额不足 Insufficient balance"),
     "PaymentCancelled": m.PaymentCancelled(3),
+    "PaymentInDoubt": m.PaymentInDoubt(3, "JournalError: disk I/O error"),
+    "PaymentException": m.PaymentException(3, "WeChat says amount.total 1233 (ours 1234)"),
     "PrintDone": m.PrintDone(True),
     f"TimerExpired:{m.TIMER_AWAITING}": m.TimerExpired(m.TIMER_AWAITING),
     f"TimerExpired:{m.TIMER_QR}": m.TimerExpired(m.TIMER_QR),

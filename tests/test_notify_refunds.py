@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pos_terminal.business_day import BusinessDay
 from pos_terminal.journal import Journal
 from pos_terminal.journal_refunds import RefundBook, RefundRow, RefundState
-from pos_terminal.payments.wechat_notify import Notification, record
+from pos_terminal.payments.wechat_notify import Merchant, Notification, record
 from tests.journal_rows import journal_with_sale
 
 SALE = "T0001REFNOTE01"
 NOW = datetime(2026, 11, 26, 12, 0).astimezone()
+MERCHANT = Merchant("1900000001", "wx0000000000000001", BusinessDay(UTC))
 
 
 @pytest.fixture
@@ -58,8 +60,8 @@ def events(journal: Journal, row: RefundRow) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("status", ["SUCCESS", "ABNORMAL", "CLOSED"])
 def test_a_refund_notification_ends_the_refund_once(journal: Journal, status: str) -> None:
     row = processing(journal)
-    assert record(journal, notice(status), now=NOW).endswith("by notification")
-    assert "duplicate" in record(journal, notice(status), now=NOW)
+    assert record(journal, notice(status), now=NOW, merchant=MERCHANT).endswith("by notification")
+    assert "duplicate" in record(journal, notice(status), now=NOW, merchant=MERCHANT)
     ended = RefundBook(journal).get(row.id)
     assert ended.state is RefundState(status)
     assert ended.refund_id == "50300000000000000000000000001"
@@ -71,18 +73,22 @@ def test_a_refund_left_pending_by_a_crash_is_ended_by_its_notification(journal: 
     row = book.begin(
         out_trade_no=SALE, out_refund_no="RT0001A", amount_fen=2000, reason="", now=NOW
     )
-    record(journal, notice("SUCCESS"), now=NOW)
+    record(journal, notice("SUCCESS"), now=NOW, merchant=MERCHANT)
     assert book.get(row.id).state is RefundState.SUCCESS
 
 
 def test_a_contradicting_notification_changes_nothing_and_is_flagged(journal: Journal) -> None:
     row = processing(journal)
-    assert "CONFLICT" in record(journal, notice("SUCCESS", fen=2001), now=NOW)
+    assert "CONFLICT" in record(journal, notice("SUCCESS", fen=2001), now=NOW, merchant=MERCHANT)
     # the event type and the resource disagree
-    assert "CONFLICT" in record(journal, notice("SUCCESS", refund_status="PROCESSING"), now=NOW)
+    assert "CONFLICT" in record(
+        journal, notice("SUCCESS", refund_status="PROCESSING"), now=NOW, merchant=MERCHANT
+    )
     assert RefundBook(journal).get(row.id).state is RefundState.PROCESSING
-    record(journal, notice("CLOSED"), now=NOW)
-    assert "CONFLICT" in record(journal, notice("SUCCESS"), now=NOW)  # closed stays closed
+    record(journal, notice("CLOSED"), now=NOW, merchant=MERCHANT)
+    assert "CONFLICT" in record(
+        journal, notice("SUCCESS"), now=NOW, merchant=MERCHANT
+    )  # closed stays closed
     assert RefundBook(journal).get(row.id).state is RefundState.CLOSED
     flagged = [note for _, note in events(journal, row) if "notification" in note]
     assert len(flagged) == 4 and "2001" in flagged[0] and "'PROCESSING'" in flagged[1]
@@ -91,8 +97,8 @@ def test_a_contradicting_notification_changes_nothing_and_is_flagged(journal: Jo
 
 def test_a_late_abnormal_after_success_is_stale_not_a_conflict(journal: Journal) -> None:
     row = processing(journal)
-    record(journal, notice("SUCCESS"), now=NOW)
-    assert "already SUCCESS" in record(journal, notice("ABNORMAL"), now=NOW)
+    record(journal, notice("SUCCESS"), now=NOW, merchant=MERCHANT)
+    assert "already SUCCESS" in record(journal, notice("ABNORMAL"), now=NOW, merchant=MERCHANT)
     assert RefundBook(journal).get(row.id).state is RefundState.SUCCESS
     assert len(events(journal, row)) == 3
 
@@ -109,6 +115,6 @@ def test_notifications_that_name_no_refund_of_ours_change_nothing(
     journal: Journal, bad: Notification
 ) -> None:
     row = processing(journal)
-    record(journal, bad, now=NOW)
+    record(journal, bad, now=NOW, merchant=MERCHANT)
     assert RefundBook(journal).get(row.id).state is RefundState.PROCESSING
     assert len(events(journal, row)) == 2

@@ -6,12 +6,13 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from hw_mocks.wechat_sandbox import WeChatSandbox, notify
-from pos_terminal.journal import Journal, Method, RowState
+from pos_terminal.journal import Journal, Method, PaymentRow, RowState
 from pos_terminal.notify_server import NotifyServer
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatCredentials, load_merchant_json
@@ -53,13 +54,21 @@ def server(tmp_path: Path, keys: Keys) -> Iterator[NotifyServer]:
 
 
 def envelope(
-    creds: WeChatCredentials, *, apiv3_key: str | None = None, state: str = "SUCCESS"
+    creds: WeChatCredentials,
+    *,
+    apiv3_key: str | None = None,
+    state: str = "SUCCESS",
+    total: int = 1234,
+    mchid: str | None = None,
 ) -> bytes:
     resource = {
+        "mchid": mchid or creds.mchid,
+        "appid": creds.appid,
         "out_trade_no": ORDER,
         "transaction_id": TXN,
         "trade_state": state,
-        "amount": {"total": 1234},
+        "success_time": "2026-11-26T01:30:00+08:00",
+        "amount": {"total": total},
     }
     key = apiv3_key or creds.apiv3_key
     return notify.envelope(
@@ -92,6 +101,15 @@ def post(
     return httpx.post(server.url, content=body, headers=headers, timeout=5)
 
 
+def rows_of(server: NotifyServer) -> list[PaymentRow]:
+    journal = Journal(server.journal.path)
+    journal.open()
+    try:
+        return journal.rows()
+    finally:
+        journal.close()
+
+
 def state_of(server: NotifyServer) -> tuple[RowState, str | None, int]:
     journal = Journal(server.journal.path)
     journal.open()
@@ -111,6 +129,19 @@ def test_a_signed_payment_notification_approves_the_row_once(
     assert post(server, keys, body).status_code == 204
     assert post(server, keys, body).status_code == 204  # WeChat delivers duplicates
     assert state_of(server) == (RowState.APPROVED, TXN, 1)
+    [row] = rows_of(server)
+    assert row.success_time == "2026-11-26T01:30:00+08:00"
+    assert row.business_date == "2026-11-26"  # WeChat's time, in the merchant's zone
+
+
+@pytest.mark.parametrize("lie", [{"total": 1233}, {"mchid": "1900009999"}])
+def test_a_notification_that_contradicts_the_row_is_journaled_as_an_exception(
+    server: NotifyServer, keys: Keys, lie: dict[str, Any]
+) -> None:
+    assert post(server, keys, envelope(keys[0], **lie)).status_code == 204
+    [row] = rows_of(server)
+    assert row.state is RowState.EXCEPTION
+    assert str(next(iter(lie.values()))) in row.attention
 
 
 def test_a_signature_probe_is_refused(server: NotifyServer, keys: Keys) -> None:

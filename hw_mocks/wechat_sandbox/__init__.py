@@ -69,7 +69,7 @@ Control endpoints, sandbox-only and unsigned (nothing like them exists at WeChat
          created_at, settle_at}
     GET|POST /sandbox/faults {"sign_responses": bool, "tamper_body": bool, "delay_s": number,
          "hold_s": number, "drop_connection": bool, "system_error_after_commit": bool,
-         "rate_limited": bool, "reverse_refused_while_paying": bool}
+         "rate_limited": bool, "reverse_refused_while_paying": bool, "answer_amount_fen": int}
          global faults, see `Faults`; POST resets any option it does not name
     POST /sandbox/faults/next {"method": "GET"|"POST"|"*", "path": "/v3/…", <Faults options>}
          queue a one-shot fault: the first later /v3 request whose method matches ("*", the

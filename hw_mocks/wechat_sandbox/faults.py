@@ -30,6 +30,9 @@ class Faults:
     # as WeChat may: a reverse of an order still USERPAYING answers 400 USER_PAYING
     # "正在支付中不能发起撤销" (retry later) instead of reversing it at once
     reverse_refused_while_paying: bool = False
+    # > 0: transaction answers carry this amount.total instead of the order's, signed as usual
+    # (a contradiction between WeChat and the journal that a client must refuse to approve)
+    answer_amount_fen: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def faults_from(req: dict[str, Any]) -> Faults:
     for name, value in req.items():
         kind = known.get(name)
         ok = isinstance(value, bool) if kind == "bool" else non_negative(value)
+        if kind == "int":
+            ok = ok and isinstance(value, int)
         if kind is None or not ok:
             raise ValueError(f"bad fault option {name}={value!r}; valid: {', '.join(known)}")
     return Faults(**req)

@@ -115,6 +115,8 @@ class SandboxApp:
             data = {"code": "SYSTEM_ERROR", "message": "系统繁忙，请稍后重试"}
         if data is not None and status >= 400:
             data["code"] = schema.spell(data["code"], self.error_style)
+        if faults.answer_amount_fen and data is not None and isinstance(data.get("amount"), dict):
+            data["amount"] = {**data["amount"], "total": faults.answer_amount_fen}
         reply = self._signed(status, data, error_id, faults, headers.get("wechatpay-serial"))
         log.info("sandbox %s %s -> %d", method, path, status)
         return reply

@@ -91,6 +91,27 @@ class Transaction:
     trade_type: str | None = None
     bank_type: str | None = None
     payer_openid: str | None = None
+    mchid: str | None = None
+    appid: str | None = None
+
+    def contradiction(
+        self, *, out_trade_no: str, amount_fen: int, mchid: str, appid: str
+    ) -> str | None:
+        """What in a paid answer disagrees with our order, or None: never approve on it.
+
+        A paid answer must name our order, merchant and app and carry the amount we asked for.
+        """
+        problems = [
+            f"{name} {theirs!r:.40} (ours {ours!r})"
+            for name, theirs, ours in (
+                ("out_trade_no", self.out_trade_no, out_trade_no),
+                ("amount.total", self.amount_total_fen, amount_fen),
+                ("mchid", self.mchid, mchid),
+                ("appid", self.appid, appid),
+            )
+            if theirs != ours
+        ]
+        return "WeChat says " + ", ".join(problems) if problems else None
 
 
 @dataclass(frozen=True)
@@ -193,6 +214,8 @@ def parse_transaction(body: bytes, *, what: str = "transaction") -> Transaction:
         trade_type=_field(data, "trade_type", str, what, required=False),
         bank_type=_field(data, "bank_type", str, what, required=False),
         payer_openid=_field(payer, "openid", str, f"{what}.payer", required=False),
+        mchid=_field(data, "mchid", str, what, required=False),
+        appid=_field(data, "appid", str, what, required=False),
     )
 
 
@@ -272,6 +295,14 @@ class WeChatPayClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    @property
+    def mchid(self) -> str:
+        return self._creds.mchid
+
+    @property
+    def appid(self) -> str:
+        return self._creds.appid
 
     # ------------------------------------------------------------ endpoints
 

@@ -1,16 +1,18 @@
-"""WeChat Pay terminal policy: journal first, then the request; poll, reverse or close until final.
+"""WeChat Pay terminal policy for live payments: journal first, then the request; poll; settle.
 
 Reference: wechatpay-v3.md §4.5. Every order ends SUCCESS, CLOSED or REVOKED at WeChat and
-APPROVED, CLOSED, REVERSED or DECLINED in the journal. Results reach the state machine as events.
-Over ~400 lines because live payments and boot recovery share the same reverse/close steps;
-refunds, when they come, go in a module of their own.
+APPROVED, CLOSED, REVERSED, DECLINED or EXCEPTION in the journal; the reverse and close steps
+live in wechat_settle, shared with recovery. Results reach the state machine as events.
+
+Once a row exists, the cashier hears "declined" only when the journal holds a final unpaid state
+or a decided reverse; when anything fails after the request left (the journal cannot be written,
+a bug) the screen says the payment is in doubt, and the row is resolved while the terminal runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from pos_terminal.machine import (
     PaymentApproved,
     PaymentCancelled,
     PaymentDeclined,
+    PaymentException,
+    PaymentInDoubt,
     PaymentPending,
     QrReady,
 )
@@ -35,17 +39,17 @@ from pos_terminal.payments.wechat import (
     TradeState,
     Transaction,
     WeChatApiError,
-    WeChatPayClient,
     WeChatPayError,
 )
+from pos_terminal.payments.wechat_settle import PAID, Settler
 
 log = logging.getLogger(__name__)
 
-PAID = frozenset({TradeState.SUCCESS, TradeState.REFUND})
 # refusals of the request itself (configuration, signature): no order exists to reverse
 REQUEST_REFUSED = frozenset(
     {"PARAMERROR", "SIGNERROR", "NOAUTH", "APPIDMCHIDNOTMATCH", "MCHNOTEXISTS", "INVALIDREQUEST"}
 )
+NATIVE_CREATE_TRIES = 3
 Post = Callable[[Event], None]
 
 
@@ -61,19 +65,13 @@ class Shop:
 
 
 class WeChatPayments:
-    """Carries out payment attempts for the runtime and resolves rows left in doubt."""
+    """Carries out payment attempts for the runtime; `settler` resolves rows left in doubt."""
 
-    def __init__(
-        self,
-        client: WeChatPayClient,
-        journal: JournalWorker,
-        clock: Clock,
-        settings: PaymentConfig,
-        shop: Shop,
-    ) -> None:
-        self.client = client
-        self.journal = journal
-        self.clock = clock
+    def __init__(self, settler: Settler, settings: PaymentConfig, shop: Shop) -> None:
+        self.settler = settler
+        self.client = settler.client
+        self.journal: JournalWorker = settler.journal
+        self.clock: Clock = settler.clock
         self.settings = settings
         self.shop = shop
 
@@ -83,21 +81,22 @@ class WeChatPayments:
         self, attempt: int, amount_fen: int, auth_code: str, post: Post, cancel: asyncio.Event
     ) -> None:
         """Charge a scanned payment code; the result is posted as a machine event."""
-        row = await self._begin(Method.WECHAT_CODE, amount_fen, mask_code(auth_code))
-        await self._guarded(
-            row, attempt, post, self._charge_code(row, attempt, auth_code, post, cancel)
-        )
+        row = await self._begin(Method.WECHAT_CODE, amount_fen, mask_code(auth_code), attempt, post)
+        if row is not None:
+            await self._guarded(
+                row, attempt, post, self._charge_code(row, attempt, auth_code, post, cancel)
+            )
 
     async def _charge_code(
         self, row: PaymentRow, attempt: int, auth_code: str, post: Post, cancel: asyncio.Event
     ) -> None:
-        amount_fen = row.amount_fen
+        settle = self.settler
         submitted = self.clock.monotonic()
         state: TradeState | None = None
         try:
             tx = await self.client.create_codepay(
                 out_trade_no=row.out_trade_no,
-                amount_fen=amount_fen,
+                amount_fen=row.amount_fen,
                 description=self.shop.description,
                 auth_code=auth_code,
                 store_id=self.shop.store_id,
@@ -106,72 +105,40 @@ class WeChatPayments:
             )
             state = tx.trade_state
             if state in PAID:
-                return await self._approve(row, tx, attempt, post)
+                return post(_outcome(await settle.approve(row, tx), attempt, cancelled=False))
         except WeChatApiError as exc:
             if exc.normalized_code in REQUEST_REFUSED:
-                await self._finish(row, RowState.DECLINED, f"{exc.code}: {exc.message}")
+                await settle.finish(row, RowState.DECLINED, f"{exc.code}: {exc.message}")
                 return post(PaymentDeclined(attempt, _decline_text(exc)))
-            if not exc.outcome_unknown and exc.normalized_code != "ORDERPAID":
+            if not exc.outcome_unknown and exc.normalized_code not in ("ORDERPAID", "USERPAYING"):
                 # a business refusal may leave the order PAYERROR, and PAYERROR orders have
-                # been seen debited: tell the cashier now, then reverse it (wechatpay-v3 §4.1)
-                await self._note(row, f"refused: {exc.code}: {exc.message}; reversing")
+                # been seen debited: decide the reverse (journaled), tell the cashier, then
+                # reverse it whatever a later query says (wechatpay-v3 §4.1)
+                row = await settle.start_reverse(row, f"refused: {exc.code}: {exc.message}")
                 post(PaymentDeclined(attempt, _decline_text(exc)))
-                await self._reverse(row, submitted)
+                await settle.complete_reverse(row)
                 return
-            await self._note(row, f"create: outcome unknown ({exc.code})")
+            await settle.note(row, f"create: outcome unknown ({exc.code})")
         except WeChatPayError as exc:
-            await self._note(row, f"create: outcome unknown ({exc})")
+            await settle.note(row, f"create: outcome unknown ({exc})")
         if state is TradeState.USERPAYING:
             post(PaymentPending(attempt))
         deadline = submitted + self.settings.code_deadline_s
         while not cancel.is_set() and self.clock.monotonic() < deadline:
             wait = min(self.settings.code_poll_interval_s, deadline - self.clock.monotonic())
             await _wait(cancel, max(wait, 0.0))
-            tx_or_none = await self._query(row)
-            if tx_or_none is None:
+            answer = await settle.ask(row)
+            if not isinstance(answer, Transaction):
                 continue
-            if tx_or_none.trade_state in PAID:
-                return await self._approve(row, tx_or_none, attempt, post)
-            if tx_or_none.trade_state is TradeState.REVOKED:
-                await self._finish(row, RowState.REVERSED, "revoked at WeChat")
-                return post(PaymentCancelled(attempt))
-            if tx_or_none.trade_state in (TradeState.PAYERROR, TradeState.CLOSED):
+            if answer.trade_state in PAID:
+                return post(_outcome(await settle.approve(row, answer), attempt, cancelled=False))
+            if answer.trade_state in (TradeState.REVOKED, TradeState.PAYERROR, TradeState.CLOSED):
                 break
-            if (
-                tx_or_none.trade_state is TradeState.USERPAYING
-                and state is not TradeState.USERPAYING
-            ):
+            if answer.trade_state is TradeState.USERPAYING and state is not TradeState.USERPAYING:
                 state = TradeState.USERPAYING
                 post(PaymentPending(attempt))
-        final = await self._reverse(row, submitted)
-        if cancel.is_set():
-            post(PaymentCancelled(attempt))
-        else:
-            reason = "支付未完成，已撤销 Not completed, reversed"
-            post(
-                PaymentDeclined(
-                    attempt, reason if final is RowState.REVERSED else "支付失败 Failed"
-                )
-            )
-
-    async def _reverse(self, row: PaymentRow, submitted_monotonic: float) -> RowState:
-        """Reverse a payment-code order, retrying until WeChat acknowledges it."""
-        too_early = submitted_monotonic + self.settings.reverse_min_delay_s - self.clock.monotonic()
-        if too_early > 0:
-            await self.clock.sleep(too_early)
-        delay = self.settings.retry_backoff_s
-        while True:
-            try:
-                await self.client.reverse(out_trade_no=row.out_trade_no)
-                return await self._finish(row, RowState.REVERSED, "reversed")
-            except WeChatApiError as exc:
-                if exc.normalized_code == "ORDERNOTEXIST":
-                    return await self._finish(row, RowState.DECLINED, "order never reached WeChat")
-                await self._note(row, f"reverse failed ({exc.code}); retrying")
-            except WeChatPayError as exc:
-                await self._note(row, f"reverse failed ({exc}); retrying")
-            await self.clock.sleep(delay)
-            delay = _longer(delay)
+        final = await settle.reverse_unless_paid(row)
+        post(_outcome(final, attempt, cancelled=cancel.is_set()))
 
     # ------------------------------------------------------------------ merchant QR (Native)
 
@@ -179,40 +146,40 @@ class WeChatPayments:
         self, attempt: int, amount_fen: int, post: Post, cancel: asyncio.Event
     ) -> None:
         """Create a Native order, show its QR, and settle it; results are posted as events."""
-        row = await self._begin(Method.WECHAT_NATIVE, amount_fen, None)
-        await self._guarded(row, attempt, post, self._charge_native(row, attempt, post, cancel))
+        row = await self._begin(Method.WECHAT_NATIVE, amount_fen, None, attempt, post)
+        if row is not None:
+            await self._guarded(row, attempt, post, self._charge_native(row, attempt, post, cancel))
 
     async def _charge_native(
         self, row: PaymentRow, attempt: int, post: Post, cancel: asyncio.Event
     ) -> None:
-        amount_fen = row.amount_fen
+        settle = self.settler
         expire = self.clock.now() + timedelta(seconds=self.settings.qr_expiry_s + 60)
-        code_url = await self._create_native(row, amount_fen, expire, cancel)
+        code_url = await self._create_native(row, expire, cancel)
         if isinstance(code_url, WeChatApiError):
-            await self._finish(row, RowState.DECLINED, f"{code_url.code}: {code_url.message}")
+            await settle.finish(row, RowState.DECLINED, f"{code_url.code}: {code_url.message}")
             return post(PaymentDeclined(attempt, _decline_text(code_url)))
         if code_url is not None:
-            await self._move(row, RowState.QR_SHOWN, "QR shown")
+            row = await settle.move(row, RowState.QR_SHOWN, "QR shown")
             post(QrReady(attempt, code_url))
             while not cancel.is_set():
                 await _wait(cancel, self.settings.qr_poll_interval_s)
-                tx = await self._query(row)
-                if tx is not None and tx.trade_state in PAID:
-                    return await self._approve(row, tx, attempt, post)
-        tx = await self._close_then_query(row)
-        if tx is not None and tx.trade_state in PAID:
-            return await self._approve(row, tx, attempt, post)
-        post(PaymentCancelled(attempt))
+                answer = await settle.ask(row)
+                if isinstance(answer, Transaction) and answer.trade_state in PAID:
+                    approved = await settle.approve(row, answer)
+                    return post(_outcome(approved, attempt, cancelled=False))
+        final = await settle.close_unless_paid(row)
+        post(_outcome(final, attempt, cancelled=cancel.is_set()))
 
     async def _create_native(
-        self, row: PaymentRow, amount_fen: int, expire: datetime, cancel: asyncio.Event
+        self, row: PaymentRow, expire: datetime, cancel: asyncio.Event
     ) -> str | WeChatApiError | None:
         """The code_url; the error when WeChat refused; None when cancelled or unreachable."""
-        for _ in range(3):
+        for _ in range(NATIVE_CREATE_TRIES):
             try:
                 return await self.client.create_native(
                     out_trade_no=row.out_trade_no,
-                    amount_fen=amount_fen,
+                    amount_fen=row.amount_fen,
                     description=self.shop.description,
                     notify_url=self.shop.notify_url,
                     time_expire=expire,
@@ -220,177 +187,81 @@ class WeChatPayments:
             except WeChatApiError as exc:
                 if not exc.outcome_unknown:
                     return exc
-                await self._note(row, f"create: outcome unknown ({exc.code})")
+                await self.settler.note(row, f"create: outcome unknown ({exc.code})")
             except WeChatPayError as exc:
-                await self._note(row, f"create: outcome unknown ({exc})")
+                await self.settler.note(row, f"create: outcome unknown ({exc})")
             if cancel.is_set():
                 return None
             await _wait(cancel, self.settings.retry_backoff_s)
         return None
 
-    async def _close_then_query(self, row: PaymentRow) -> Transaction | None:
-        """Close the order, then query once more: a payment may have landed just before.
+    # ------------------------------------------------------------------ the journal row
 
-        Returns the paid transaction, or None once the row is CLOSED. When the close says the
-        order is paid, only a query answer settles it: the row is never closed on a guess.
-        """
-        paid = await self._close(row)
-        delay = self.settings.retry_backoff_s
-        for attempt in itertools.count(1):
-            tx = await self._query(row)
-            if tx is not None:
-                if tx.trade_state in PAID:
-                    return tx
-                break
-            if not paid and attempt >= 3:
-                break  # closed (204) means it was unpaid at the close
-            await self.clock.sleep(delay)
-            delay = _longer(delay)
-        await self._finish(row, RowState.CLOSED, "closed unpaid")
-        return None
-
-    async def _close(self, row: PaymentRow) -> bool:
-        """Close until WeChat acknowledges; True when it answers that the order is paid."""
-        delay = self.settings.retry_backoff_s
-        while True:
-            try:
-                await self.client.close(out_trade_no=row.out_trade_no)
-                return False
-            except WeChatApiError as exc:
-                if exc.normalized_code in ("ORDERPAID", "ORDERNOTEXIST"):
-                    return exc.normalized_code == "ORDERPAID"
-                await self._note(row, f"close failed ({exc.code}); retrying")
-            except WeChatPayError as exc:
-                await self._note(row, f"close failed ({exc}); retrying")
-            await self.clock.sleep(delay)
-            delay = _longer(delay)
+    async def _begin(
+        self, method: Method, amount_fen: int, masked: str | None, attempt: int, post: Post
+    ) -> PaymentRow | None:
+        """Commit the PENDING row; when that fails nothing was sent: a plain decline."""
+        now = self.clock.now()
+        out_trade_no = new_number("", self.shop.terminal_id, now)
+        business_date = self.settler.business_day.date_of(now)
+        try:
+            row = await self.journal(
+                lambda j: j.begin_sale(
+                    method=method,
+                    amount_fen=amount_fen,
+                    out_trade_no=out_trade_no,
+                    masked_code=masked,
+                    store_id=self.shop.store_id,
+                    terminal_id=self.shop.terminal_id,
+                    now=now,
+                    business_date=business_date,
+                )
+            )
+        except Exception as exc:  # nothing has left the terminal: the sale simply did not start
+            log.exception("payment %s: the journal refused the new row", out_trade_no)
+            post(PaymentDeclined(attempt, f"系统错误 System error, nothing charged: {exc}"))
+            return None
+        log.info("payment %s: %s %d fen, journaled PENDING", out_trade_no, method, amount_fen)
+        return row
 
     async def _guarded(
         self, row: PaymentRow, attempt: int, post: Post, policy: Coroutine[Any, Any, None]
     ) -> None:
-        """Run a payment policy; if it fails unexpectedly, resolve its row before answering."""
+        """Run a payment policy; if anything fails, say "in doubt" and resolve the row first."""
         try:
             await policy
-        except Exception:  # the one site per payment: a bug must not leave the order in doubt
-            log.exception("payment %s: unexpected failure; resolving it", row.out_trade_no)
-            final = await self.resolve_until_final(row)
-            settled = await self.journal(lambda j: j.get(row.id))
-            if final is RowState.APPROVED:
-                post(PaymentApproved(attempt, _approved_sale(settled)))
-            else:
-                post(PaymentDeclined(attempt, f"系统错误 System error; order {final}, not charged"))
-
-    # ------------------------------------------------------------------ recovery
-
-    async def resolve_until_final(self, row: PaymentRow) -> RowState:
-        """`resolve`, retried with growing pauses while WeChat cannot be asked."""
-        delay = self.settings.retry_backoff_s
-        while True:
-            try:
-                return await self.resolve(row)
-            except WeChatPayError as exc:
-                log.warning(
-                    "cannot resolve %s yet: %s; retry in %.1f s", row.out_trade_no, exc, delay
-                )
-                await self.clock.sleep(delay)
-                delay = _longer(delay)
-
-    async def resolve(self, row: PaymentRow) -> RowState:
-        """Bring a row left in doubt (crash, power loss) to a final state.
-
-        Raises:
-            WeChatPayError: WeChat could not be asked; the caller retries later.
-        """
-        try:
-            tx: Transaction | None = await self.client.query(out_trade_no=row.out_trade_no)
-        except WeChatApiError as exc:
-            if exc.normalized_code != "ORDERNOTEXIST":
-                raise
-            tx = None
-        if tx is not None and tx.trade_state in PAID:
-            await self._finish(
-                row, RowState.APPROVED, "paid (found at recovery)", tx.transaction_id
+        except Exception as exc:  # the one site per payment: the request may have left
+            log.exception(
+                "payment %s: failed after the row was written; resolving", row.out_trade_no
             )
-            return RowState.APPROVED
-        if row.method is Method.WECHAT_NATIVE:
-            if tx is not None and tx.trade_state is TradeState.CLOSED:
-                return await self._finish(row, RowState.CLOSED, "closed (found at recovery)")
-            paid = await self._close_then_query(row)
-            if paid is None:
-                return RowState.CLOSED
-            await self._finish(
-                row, RowState.APPROVED, "paid (found at recovery)", paid.transaction_id
-            )
-            return RowState.APPROVED
-        if tx is not None and tx.trade_state is TradeState.REVOKED:
-            return await self._finish(row, RowState.REVERSED, "revoked (found at recovery)")
-        created = datetime.fromisoformat(row.created_at)
-        age = (self.clock.now() - created).total_seconds()
-        return await self._reverse(row, self.clock.monotonic() - max(age, 0.0))
-
-    # ------------------------------------------------------------------ journal steps
-
-    async def _begin(self, method: Method, amount_fen: int, masked: str | None) -> PaymentRow:
-        now = self.clock.now()
-        out_trade_no = new_number("", self.shop.terminal_id, now)
-        row = await self.journal(
-            lambda j: j.begin_sale(
-                method=method,
-                amount_fen=amount_fen,
-                out_trade_no=out_trade_no,
-                masked_code=masked,
-                store_id=self.shop.store_id,
-                terminal_id=self.shop.terminal_id,
-                now=now,
-            )
-        )
-        log.info("payment %s: %s %d fen, journaled PENDING", out_trade_no, method, amount_fen)
-        return row
-
-    async def _query(self, row: PaymentRow) -> Transaction | None:
-        try:
-            return await self.client.query(out_trade_no=row.out_trade_no)
-        except WeChatPayError as exc:
-            log.info("payment %s: query failed: %s", row.out_trade_no, exc)
-            return None
-
-    async def _approve(self, row: PaymentRow, tx: Transaction, attempt: int, post: Post) -> None:
-        await self._finish(row, RowState.APPROVED, "paid", tx.transaction_id)
-        post(PaymentApproved(attempt, _approved_sale(row, tx.transaction_id)))
-
-    async def _move(self, row: PaymentRow, to: RowState, note: str) -> None:
-        now = self.clock.now()
-        await self.journal(lambda j: j.transition(row.id, to, now=now, note=note))
-
-    async def _finish(
-        self, row: PaymentRow, to: RowState, note: str, transaction_id: str | None = None
-    ) -> RowState:
-        now = self.clock.now()
-        await self.journal(
-            lambda j: j.transition(row.id, to, now=now, note=note, transaction_id=transaction_id)
-        )
-        log.info("payment %s: %s (%s)", row.out_trade_no, to, note)
-        return to
-
-    async def _note(self, row: PaymentRow, note: str) -> None:
-        now = self.clock.now()
-        await self.journal(lambda j: j.note(row.id, note, now=now))
-        log.info("payment %s: %s", row.out_trade_no, note)
+            post(PaymentInDoubt(attempt, f"{type(exc).__name__}: {exc}"[:120]))
+            final = await self.settler.resolve_until_final(row)
+            post(_outcome(final, attempt, cancelled=False))
 
 
-def _approved_sale(row: PaymentRow, transaction_id: str | None = None) -> ApprovedSale:
+def _outcome(row: PaymentRow, attempt: int, *, cancelled: bool) -> Event:
+    """The machine event for a final row."""
+    if row.state is RowState.EXCEPTION:
+        return PaymentException(attempt, row.attention)
+    if row.state is RowState.APPROVED:
+        return PaymentApproved(attempt, approved_sale(row))
+    if cancelled:
+        return PaymentCancelled(attempt)
+    if row.state is RowState.REVERSED:
+        return PaymentDeclined(attempt, "支付未完成，已撤销 Not completed, reversed")
+    if row.state is RowState.CLOSED:
+        return PaymentDeclined(attempt, "订单未支付，已关闭 Not paid, order closed")
+    return PaymentDeclined(attempt, "支付失败 Payment failed")
+
+
+def approved_sale(row: PaymentRow) -> ApprovedSale:
     return ApprovedSale(
         out_trade_no=row.out_trade_no,
-        transaction_id=transaction_id or row.transaction_id or "",
+        transaction_id=row.transaction_id or "",
         method=row.method,
         amount_fen=row.amount_fen,
         masked_code=row.masked_code,
     )
-
-
-def _longer(delay: float) -> float:
-    """The next pause between retries: doubling, at most 30 s."""
-    return min(delay * 2, 30.0)
 
 
 async def _wait(cancel: asyncio.Event, seconds: float) -> None:

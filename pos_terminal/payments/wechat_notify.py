@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pos_terminal.business_day import BusinessDay
 from pos_terminal.journal import FINAL_STATES, Journal, RowState
 from pos_terminal.journal_refunds import (
     ABNORMAL_ADVICE,
@@ -27,6 +28,7 @@ from pos_terminal.journal_refunds import (
     RefundState,
 )
 from pos_terminal.payments import wechat_sign
+from pos_terminal.payments.wechat import TradeState, parse_transaction
 from pos_terminal.payments.wechat_errors import WeChatPayError
 from pos_terminal.payments.wechat_refund import STATE_OF
 
@@ -105,43 +107,73 @@ def open_notification(
         raise NotificationError(f"malformed notification: {type(exc).__name__}: {exc}") from exc
 
 
-def record(journal: Journal, note: Notification, *, now: datetime) -> str:
+@dataclass(frozen=True)
+class Merchant:
+    """Whose notifications these are, and how their payments are dated."""
+
+    mchid: str
+    appid: str
+    business_day: BusinessDay
+
+
+def record(journal: Journal, note: Notification, *, now: datetime, merchant: Merchant) -> str:
     """Apply a notification to the journal; returns what happened, for the log.
 
-    TRANSACTION.SUCCESS approves a payment the terminal had not seen paid yet; a row already
-    final is left alone, and a SUCCESS for an order the journal closed is flagged. REFUND.*
-    ends a refund the same way the terminal's own query would. A duplicate changes nothing.
+    TRANSACTION.SUCCESS approves a payment the terminal had not seen paid yet, unless it
+    contradicts the row (amount, merchant, app): then the row ends EXCEPTION, flagged. A row
+    already final, or being reversed, is left alone, and a SUCCESS for an order the journal
+    closed is flagged. REFUND.* ends a refund the same way the terminal's own query would.
+    A duplicate changes nothing.
     """
     if note.event_type in REFUND_EVENTS:
         return _record_refund(RefundBook(journal), note, now=now)
     if note.event_type != "TRANSACTION.SUCCESS":
         return f"{note.event_type} {note.id}: not an event this journal records"
-    out_trade_no = str(note.resource.get("out_trade_no", ""))
-    state = note.resource.get("trade_state")
-    row = journal.by_out_trade_no(out_trade_no)
+    try:
+        tx = parse_transaction(json.dumps(note.resource).encode(), what="notification")
+    except WeChatPayError as exc:
+        return f"{note.event_type} {note.id}: unreadable resource ({exc}); ignored"
+    row = journal.by_out_trade_no(tx.out_trade_no)
     if row is None:
-        return f"SUCCESS for {out_trade_no!r}: not an order of this journal"
-    if state != "SUCCESS":
-        return f"{out_trade_no}: event says trade_state {state!r}; ignored"
+        return f"SUCCESS for {tx.out_trade_no!r:.40}: not an order of this journal"
+    if tx.trade_state is not TradeState.SUCCESS:
+        return f"{row.out_trade_no}: event says trade_state {tx.trade_state}; ignored"
     if row.state is RowState.APPROVED:
-        return f"{out_trade_no}: already approved (duplicate delivery)"
-    if row.state in FINAL_STATES:
+        return f"{row.out_trade_no}: already approved (duplicate delivery)"
+    if row.state in FINAL_STATES or row.state is RowState.REVERSING:
         journal.note(row.id, f"notification {note.id}: paid, but journal says {row.state}", now=now)
         log.error(
             "order %s paid per notification but %s in the journal: refund it",
-            out_trade_no,
+            row.out_trade_no,
             row.state,
         )
-        return f"{out_trade_no}: CONFLICT paid but {row.state}; flagged for a refund"
-    transaction_id = note.resource.get("transaction_id")
+        return f"{row.out_trade_no}: CONFLICT paid but {row.state}; flagged for a refund"
+    problem = tx.contradiction(
+        out_trade_no=row.out_trade_no,
+        amount_fen=row.amount_fen,
+        mchid=merchant.mchid,
+        appid=merchant.appid,
+    )
+    if problem is not None:
+        journal.transition(
+            row.id,
+            RowState.EXCEPTION,
+            now=now,
+            note=f"notification {note.id}: paid answer contradicts the journal",
+            attention=problem,
+        )
+        log.error("order %s: notification contradicts the journal: %s", row.out_trade_no, problem)
+        return f"{row.out_trade_no}: EXCEPTION {problem}"
     journal.transition(
         row.id,
         RowState.APPROVED,
         now=now,
         note=f"paid (notification {note.id})",
-        transaction_id=str(transaction_id) if transaction_id else None,
+        transaction_id=tx.transaction_id,
+        success_time=tx.success_time,
+        business_date=merchant.business_day.paid_on(tx.success_time, now),
     )
-    return f"{out_trade_no}: approved by notification"
+    return f"{row.out_trade_no}: approved by notification"
 
 
 # REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED: the final refund statuses (§3.8)
