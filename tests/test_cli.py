@@ -90,10 +90,33 @@ def test_sandbox_command_writes_merchant_json_and_serves(tmp_path: Path) -> None
             "apiv3_key",
         }
         assert merchant["public_key_id"].startswith("PUB_KEY_ID_")
+        assert merchant["key_modes"] == ["public_key"]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_sandbox_key_modes_option_makes_a_switching_merchant_and_refuses_unknown_modes(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "sb"
+    proc = cli(
+        "sandbox", "--state-dir", str(state), "--key-modes", "public_key,certificate", cwd=tmp_path
+    )
+    assert proc.stdout is not None
+    try:
+        assert "http://127.0.0.1:" in proc.stdout.readline()
+        merchant = json.loads((state / "merchant.json").read_text(encoding="utf-8"))
+        assert merchant["key_modes"] == ["public_key", "certificate"]
+        assert "CERTIFICATE" in (state / merchant["platform_certificate"]).read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    bad = cli("sandbox", "--state-dir", str(state), "--key-modes", "public_key,rsa", cwd=tmp_path)
+    _, stderr = bad.communicate(timeout=30)
+    assert bad.returncode == 2 and "key_modes must be a non-empty subset" in stderr
 
 
 def test_sandbox_notify_options_turn_notifications_on_and_bad_rates_are_refused(

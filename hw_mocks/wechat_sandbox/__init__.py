@@ -14,11 +14,14 @@ Endpoints, signed and verified like api.mch.weixin.qq.com (reference wechatpay-v
     POST /v3/refund/domestic/refunds                       200 Refund (status PROCESSING) | 4xx
     GET  /v3/refund/domestic/refunds/{out_refund_no}       200 Refund | 404 RESOURCE_NOT_EXISTS
 
-Key modes (§1.2, §1.4). The merchant has the modes listed in merchant.json `key_modes`
-("public_key", "certificate"; both when absent), or the constructor's `key_modes`. Answers are
-signed with the key the request's `Wechatpay-Serial` names: the PUB_KEY_ID gives the WeChat Pay
-public key (`Wechatpay-Serial: PUB_KEY_ID_…`); the certificate serial, any other value or no header
-gives the platform certificate (40-hex serial). A merchant with one mode always gets that one.
+Key modes (§1.2, §1.4). The merchant has the constructor's `key_modes`, or else those listed in
+merchant.json `key_modes` ("public_key", "certificate"); a new merchant has ["public_key"], as
+every merchant opened since late 2024. ["public_key", "certificate"] is a merchant part-way
+through the switch: answers are signed with the key the request's `Wechatpay-Serial` names, the
+PUB_KEY_ID giving the WeChat Pay public key (`Wechatpay-Serial: PUB_KEY_ID_…`), the certificate
+serial, any other value or no header the platform certificate (40-hex serial); merchant.json then
+also names the certificate (`platform_certificate`, `platform_certificate_serial`, see keys.py).
+A merchant with one mode always gets that one. The modes in effect are written to merchant.json.
 
 Payment-code magic amounts (`amount.total`, in fen), for codes not issued by the wallet below:
 
@@ -112,7 +115,6 @@ come from the injected clock.
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import sqlite3
 import sys
@@ -172,8 +174,8 @@ class WeChatSandbox:
         refund_delay_s: float = 2.0,
         notify: NotifySettings | None = None,
     ) -> None:
-        """`key_modes` None takes merchant.json's; `persist` keeps orders in the state dir;
-        `notify` turns notifications on (see notify.py).
+        """`key_modes` None takes merchant.json's (others are written there at start); `persist`
+        keeps orders in the state dir; `notify` turns notifications on (see notify.py).
 
         Raises:
             ValueError: an unknown key mode or error style, a negative refund interval or delay.
@@ -205,9 +207,7 @@ class WeChatSandbox:
         """
         if self._server is not None:
             raise RuntimeError("the sandbox is already running")
-        keys = load_or_create(self._state_dir)
-        if self._key_modes is not None:
-            keys = dataclasses.replace(keys, key_modes=self._key_modes)
+        keys = load_or_create(self._state_dir, self._key_modes)
         store = self._open_store() if self._persist else None
         try:
             book = OrderBook(
