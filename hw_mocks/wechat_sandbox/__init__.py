@@ -32,7 +32,9 @@ Payment-code magic amounts (`amount.total`, in fen), for codes not issued by the
     other  200 SUCCESS at once
 
 Refunds (reference §3.7, §5; rules in refunds.py). The body names the order by `out_trade_no`
-or `transaction_id` (both: they must agree); `amount.total` must be the order total. A refund
+or `transaction_id` (both: they must agree); `amount.total` must be the order total. The optional
+`funds_account` ("AVAILABLE"), `goods_detail` and `amount.from` are taken, the accounts of
+`from` adding up to `amount.refund` (else 400 PARAM_ERROR) and echoed in the answer. A refund
 needs a paid order (SUCCESS or REFUND; else 400 INVALID_REQUEST, also for CLOSED/REVOKED), paid
 ≤ 365 days ago; the refunds not CLOSED may not sum past the paid total (400 INVALID_REQUEST
 "申请退款金额超过订单可退金额"); at most 50 per order; a new refund of an order within

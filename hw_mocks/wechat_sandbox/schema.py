@@ -275,8 +275,23 @@ CODEPAY = Obj(
 CLOSE = Obj({"mchid": Str(32, required=True)})
 REVERSE = Obj({"appid": Str(32, required=True), "mchid": Str(32, required=True)})
 
-# reference §3.7; `from`, `goods_detail` and `funds_account` are not accepted (a terminal never
-# sends them), so they get the unknown-field answer
+# reference §3.7; the sum rule of amount.from is refunds.py's
+_REFUND_FROM = Obj(
+    {
+        "account": Str(16, required=True, pattern=re.compile(r"^(AVAILABLE|UNAVAILABLE)\Z")),
+        "amount": Int(1, required=True),
+    }
+)
+_REFUND_GOODS = Obj(
+    {
+        "merchant_goods_id": Str(32, required=True),
+        "wechatpay_goods_id": Str(32),
+        "goods_name": Str(256),
+        "unit_price": Int(0, required=True),
+        "refund_amount": Int(0, required=True),
+        "refund_quantity": Int(1, required=True),
+    }
+)
 REFUND = Obj(
     {
         "transaction_id": Str(32, pattern=re.compile(r"^\d{1,32}\Z")),
@@ -284,14 +299,17 @@ REFUND = Obj(
         "out_refund_no": Str(64, required=True, pattern=OUT_REFUND_NO),
         "reason": Str(80),
         "notify_url": Str(256, pattern=_NOTIFY_URL),
+        "funds_account": Str(16, pattern=re.compile(r"^AVAILABLE\Z")),
         "amount": Obj(
             {
                 "refund": Int(1, required=True),
+                "from": List(_REFUND_FROM, 2),  # one entry per account at most
                 "total": Int(1, required=True),
                 "currency": Str(16, required=True, pattern=_CNY),
             },
             required=True,
         ),
+        "goods_detail": List(_REFUND_GOODS, 6000),
     },
     any_of=("transaction_id", "out_trade_no"),
 )
