@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="post notifications to each order's notify_url (TRANSACTION.SUCCESS, REFUND.*)",
     )
+    sandbox.add_argument(
+        "--allow-loopback-notify",
+        action="store_true",
+        help="take notify_urls on loopback, also http (local receivers); WeChat wants public https",
+    )
     for name, what in (
         ("scale", "compress the retry schedule: 0.001 runs WeChat's 24 h of retries in 86 s"),
         ("duplicates", "share of delivered notifications sent once more"),
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 error_style=args.error_style,
                 key_modes=args.key_modes,
                 notify=notify,
+                allow_loopback_notify=args.allow_loopback_notify,
             )
         config = load_config(args.config)
         if args.command == "notify-server":

@@ -53,6 +53,7 @@ def notifying(start_sandbox: Callable[..., WeChatSandbox], http: httpx.Client) -
             refund_interval_s=0,
             clock=time.time,
             key_modes=key_modes,
+            allow_loopback_notify=True,  # the receivers here listen on 127.0.0.1
         )
         return Raw(box, time.time, http)
 
@@ -310,6 +311,7 @@ def test_a_refund_due_after_a_sandbox_restart_still_ends_and_is_notified(
         "persist": True,
         "notify": NotifySettings(time_scale=0.001),
         "refund_interval_s": 0,
+        "allow_loopback_notify": True,
     }
     first = WeChatSandbox(tmp_path / "sb", refund_delay_s=1.0, **options)
     first.start()

@@ -11,7 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +334,67 @@ def test_native_parameters_are_validated_with_param_error_detail(
     assert err["code"] == "PARAM_ERROR"
     assert err["detail"]["field"] == field and err["detail"]["value"] == value
     assert err["detail"]["location"] == "body" and err["detail"]["issue"]
+
+
+LOOPBACK = [
+    "https://localhost/notify",
+    "https://api.localhost/notify",
+    "https://127.0.0.1/notify",
+    "https://127.8.9.10:8443/notify",
+    "https://[::1]/notify",
+]
+PRIVATE = [
+    "https://10.1.2.3/notify",  # RFC 1918
+    "https://172.16.0.9/notify",
+    "https://192.168.1.20/notify",
+    "https://169.254.169.254/notify",  # link-local
+    "https://0.0.0.0/notify",
+    "https://[fd00::1]/notify",  # unique local
+]
+PLAIN_HTTP = "http://pos.example.com/wechatpay/notify"
+REFUNDS = "/v3/refund/domestic/refunds"
+
+
+def _refund(raw: Raw, no: str, notify_url: str) -> httpx.Response:
+    amount = {"refund": 1, "total": 100, "currency": "CNY"}
+    body = {"out_trade_no": "C0000001", "out_refund_no": no, "amount": amount}
+    return raw.send("POST", REFUNDS, {**body, "notify_url": notify_url})
+
+
+@pytest.mark.parametrize("url", [PLAIN_HTTP, *LOOPBACK, *PRIVATE])
+def test_a_notify_url_must_be_https_to_a_public_host(raw: Raw, url: str) -> None:
+    native = raw.send("POST", "/v3/pay/transactions/native", raw.native(notify_url=url))
+    assert (native.status_code, native.json()["code"]) == (400, "PARAM_ERROR")
+    assert native.json()["detail"]["field"] == "/notify_url"
+    raw.assert_signed(native, error_id=268435461)
+    assert raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay()).status_code == 200
+    refund = _refund(raw, "R0000001", url)
+    assert (refund.status_code, refund.json()["detail"]["field"]) == (400, "/notify_url")
+    [order] = raw.http.get(raw.sandbox.base_url + "/sandbox/orders").json()["orders"]
+    assert order["refunds"] == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://pos.example.com/wechatpay/notify", "https://101.226.103.10:8443/n"]
+)
+def test_a_public_https_notify_url_is_taken(raw: Raw, url: str) -> None:
+    native = raw.send("POST", "/v3/pay/transactions/native", raw.native(notify_url=url))
+    assert native.status_code == 200, native.text
+    raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay())
+    assert _refund(raw, "R0000001", url).status_code == 200
+
+
+def test_the_loopback_option_takes_loopback_also_over_http_and_nothing_else(
+    start_sandbox: Callable[..., WeChatSandbox], sandbox_clock: ManualClock, http: httpx.Client
+) -> None:
+    raw = Raw(start_sandbox(allow_loopback_notify=True), sandbox_clock, http)
+    native = "/v3/pay/transactions/native"
+    for n, url in enumerate([*LOOPBACK, *(u.replace("https:", "http:") for u in LOOPBACK)]):
+        answer = raw.send("POST", native, raw.native(out_trade_no=f"N{n:07}", notify_url=url))
+        assert answer.status_code == 200, (url, answer.text)
+    for url in [PLAIN_HTTP, *PRIVATE]:
+        answer = raw.send("POST", native, raw.native(notify_url=url))
+        assert answer.json()["detail"]["field"] == "/notify_url", url
 
 
 def test_unknown_fields_carry_their_own_error_id(raw: Raw) -> None:

@@ -54,6 +54,11 @@ Every auth_code (`^1[0-5]\\d{16}$`) is single-use, also after a failure: a reuse
 identical body replays the first result; a different body gets 400 INVALID_REQUEST
 (ORDER_PAID / ORDER_CLOSED when the order is final; 403 OUT_TRADE_NO_USED across trade types).
 Bodies with unknown fields or nulls get 400 PARAM_ERROR with detail{field, value, issue, location}.
+A `notify_url` (Native orders, refunds) must be https to a public host, as at WeChat: plain
+http, localhost, loopback, RFC 1918, link-local and other non-global addresses get 400
+PARAM_ERROR (host names are not resolved). For local tests `allow_loopback_notify=True`
+(`pos-terminal sandbox --allow-loopback-notify`) takes http or https to localhost, 127.0.0.0/8
+and ::1; other private addresses stay refused.
 Reversing a USERPAYING order succeeds at once by default (what a terminal wants at its deadline);
 the fault `reverse_refused_while_paying` answers it as WeChat may, 400 USER_PAYING
 "正在支付中不能发起撤销", and the terminal asks again later.
@@ -175,9 +180,11 @@ class WeChatSandbox:
         refund_interval_s: float = 60.0,
         refund_delay_s: float = 2.0,
         notify: NotifySettings | None = None,
+        allow_loopback_notify: bool = False,
     ) -> None:
         """`key_modes` None takes merchant.json's (others are written there at start); `persist`
-        keeps orders in the state dir; `notify` turns notifications on (see notify.py).
+        keeps orders in the state dir; `notify` turns notifications on (see notify.py);
+        `allow_loopback_notify` takes notify_urls on loopback, also over http (local tests).
 
         Raises:
             ValueError: an unknown key mode or error style, a negative refund interval or delay.
@@ -199,6 +206,7 @@ class WeChatSandbox:
         self._store: OrderStore | None = None
         self._notify = notify
         self._notifier: Notifier | None = None
+        self._allow_loopback_notify = allow_loopback_notify
 
     def start(self) -> None:
         """Load or create the merchant keys (and with `persist` the orders), bind and serve.
@@ -220,6 +228,7 @@ class WeChatSandbox:
                 store=store,
                 refund_interval_s=self._refund_interval_s,
                 refund_delay_s=self._refund_delay_s,
+                allow_loopback_notify=self._allow_loopback_notify,
             )
             app = SandboxApp(keys, book, self._clock, error_style=self._error_style)
             server = SandboxHTTPServer((self._host, self._requested_port), app)
@@ -343,6 +352,7 @@ def serve_forever(
     error_style: str = "underscore",
     key_modes: Iterable[str] | None = None,
     notify: NotifySettings | None = None,
+    allow_loopback_notify: bool = False,
 ) -> int:
     """Run the sandbox in the foreground until SIGINT/SIGTERM (for `pos-terminal sandbox`).
 
@@ -358,6 +368,7 @@ def serve_forever(
         error_style=error_style,
         key_modes=key_modes,
         notify=notify,
+        allow_loopback_notify=allow_loopback_notify,
     )
     try:
         sandbox.start()

@@ -6,12 +6,14 @@ Every violation becomes 400 PARAM_ERROR with `detail{field, value, issue, locati
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 # Internal error ids, the last token of Request-ID (reference §0); sandbox-invented where marked.
 ID_OK = 0
@@ -199,6 +201,34 @@ def _check_str(spec: Str, value: Any, path: str) -> None:
             moment = None
         if moment is None or moment.tzinfo is None or "T" not in value:
             raise param_error(path, value, "时间格式错误 must be RFC 3339 with an offset")
+
+
+def check_notify_url(body: Mapping[str, Any], *, allow_loopback: bool) -> None:
+    """A `notify_url` in `body` (checked against its spec already) must be https to a public
+    host (reference §3.1, §5): no localhost, loopback, RFC 1918, link-local or other non-global
+    address. `allow_loopback` lets http or https to localhost, 127.0.0.0/8 and ::1 through.
+
+    Raises:
+        ApiError: 400 PARAM_ERROR on /notify_url.
+    """
+    url = body.get("notify_url")
+    if url is None:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    loopback = host == "localhost" or host.endswith(".localhost")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        public = not loopback  # a name: WeChat resolves it, the sandbox does not
+    else:
+        loopback, public = address.is_loopback, address.is_global
+    if allow_loopback and loopback:
+        return
+    if parts.scheme != "https":
+        raise param_error("/notify_url", url, "必须使用https协议 must be an https URL")
+    if not public:
+        raise param_error("/notify_url", url, "不能是本机或内网地址 must be a public host")
 
 
 def _amount() -> Obj:
