@@ -23,6 +23,12 @@ from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatCredentials, load_merchant_json
 
 CODE = "130061098828009406"
+GOODS = {
+    "merchant_goods_id": "6901234567890",
+    "goods_name": "矿泉水",
+    "quantity": 1,
+    "unit_price": 100,
+}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -310,6 +316,13 @@ def test_unknown_api_paths_are_404(raw: Raw) -> None:
         ({"amount": ...}, "/amount", None),
         ({"description": "x" * 128}, "/description", "x" * 128),
         ({"description": None}, "/description", None),
+        ({"description": "矿泉水😀"}, "/description", "矿泉水😀"),  # 4 bytes in UTF-8
+        ({"attach": "𠀀"}, "/attach", "𠀀"),  # a CJK character beyond U+FFFF
+        (
+            {"detail": {"goods_detail": [{**GOODS, "goods_name": "🍺"}]}},
+            "/detail/goods_detail/0/goods_name",
+            "🍺",
+        ),
         ({"out_trade_no": "N0001"}, "/out_trade_no", "N0001"),
         ({"out_trade_no": "N" * 33}, "/out_trade_no", "N" * 33),
         ({"out_trade_no": "N000000#1"}, "/out_trade_no", "N000000#1"),
@@ -395,6 +408,25 @@ def test_the_loopback_option_takes_loopback_also_over_http_and_nothing_else(
     for url in [PLAIN_HTTP, *PRIVATE]:
         answer = raw.send("POST", native, raw.native(notify_url=url))
         assert answer.json()["detail"]["field"] == "/notify_url", url
+
+
+def test_text_of_one_to_three_utf8_bytes_a_character_is_taken(raw: Raw) -> None:
+    text = "好邻居便利店 ¥12.34 €ü（南京西路）"
+    body = raw.native(description=text, attach=text, detail={"goods_detail": [GOODS]})
+    assert raw.send("POST", "/v3/pay/transactions/native", body).status_code == 200
+    paid = raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay(description=text))
+    assert paid.status_code == 200
+    amount = {"refund": 1, "total": 100, "currency": "CNY"}
+    refund = {"out_trade_no": "C0000001", "out_refund_no": "R1", "amount": amount, "reason": text}
+    assert raw.send("POST", REFUNDS, refund).status_code == 200
+    emoji = raw.send("POST", REFUNDS, {**refund, "out_refund_no": "R2", "reason": "退货🙏"})
+    assert emoji.json()["detail"]["field"] == "/reason"
+    description = raw.send(
+        "POST",
+        "/v3/pay/transactions/codepay",
+        raw.codepay(out_trade_no="C0000002", description="😀"),
+    )
+    assert description.json()["detail"]["field"] == "/description"
 
 
 def test_unknown_fields_carry_their_own_error_id(raw: Raw) -> None:

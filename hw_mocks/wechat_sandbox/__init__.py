@@ -53,7 +53,9 @@ Every auth_code (`^1[0-5]\\d{16}$`) is single-use, also after a failure: a reuse
 400 INVALID_REQUEST "101 每个二维码仅限使用一次，请刷新再试". Same out_trade_no with an
 identical body replays the first result; a different body gets 400 INVALID_REQUEST
 (ORDER_PAID / ORDER_CLOSED when the order is final; 403 OUT_TRADE_NO_USED across trade types).
-Bodies with unknown fields or nulls get 400 PARAM_ERROR with detail{field, value, issue, location}.
+Bodies with unknown fields, nulls or a character beyond U+FFFF (4 bytes in UTF-8, e.g. an emoji;
+v3 text takes 1–3-byte characters only) get 400 PARAM_ERROR with detail{field, value, issue,
+location}.
 A `notify_url` (Native orders, refunds) must be https to a public host, as at WeChat: plain
 http, localhost, loopback, RFC 1918, link-local and other non-global addresses get 400
 PARAM_ERROR (host names are not resolved). For local tests `allow_loopback_notify=True`

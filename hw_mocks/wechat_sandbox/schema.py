@@ -1,4 +1,5 @@
-"""Request bodies as WeChat checks them: required fields, types, lengths, no unknown keys, no nulls.
+"""Request bodies as WeChat checks them: required fields, types, lengths, no unknown keys, no nulls,
+no characters beyond U+FFFF (4 bytes in UTF-8, e.g. emoji) in any string.
 
 Every violation becomes 400 PARAM_ERROR with `detail{field, value, issue, location}`
 (reference §0, §5).
@@ -192,6 +193,8 @@ def _check_str(spec: Str, value: Any, path: str) -> None:
     if not spec.min_len <= len(value) <= spec.max_len:
         issue = f"长度超出范围 length must be {spec.min_len}..{spec.max_len}"
         raise param_error(path, value, issue, ID_OUT_OF_RANGE)
+    if any(ord(char) > 0xFFFF for char in value):  # v3 text is 1-3 UTF-8 bytes a character
+        raise param_error(path, value, "不能包含4字节的UTF-8字符 (emoji and others beyond U+FFFF)")
     if spec.pattern is not None and not spec.pattern.match(value):
         raise param_error(path, value, "格式错误 does not match the required format")
     if spec.rfc3339:
