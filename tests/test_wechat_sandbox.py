@@ -374,7 +374,7 @@ def _refund(raw: Raw, no: str, notify_url: str) -> httpx.Response:
     return raw.send("POST", REFUNDS, {**body, "notify_url": notify_url})
 
 
-@pytest.mark.parametrize("url", [PLAIN_HTTP, *LOOPBACK, *PRIVATE])
+@pytest.mark.parametrize("url", [PLAIN_HTTP, *LOOPBACK, *PRIVATE, "https://[::1/notify"])
 def test_a_notify_url_must_be_https_to_a_public_host(raw: Raw, url: str) -> None:
     native = raw.send("POST", "/v3/pay/transactions/native", raw.native(notify_url=url))
     assert (native.status_code, native.json()["code"]) == (400, "PARAM_ERROR")

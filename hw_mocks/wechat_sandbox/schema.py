@@ -217,7 +217,12 @@ def check_notify_url(body: Mapping[str, Any], *, allow_loopback: bool) -> None:
     url = body.get("notify_url")
     if url is None:
         return
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 literal
+        raise param_error(
+            "/notify_url", url, "格式错误 does not match the required format"
+        ) from exc
     host = parts.hostname or ""
     loopback = host == "localhost" or host.endswith(".localhost")
     try:
