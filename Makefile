@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_SDK := tests/node_interop/node_modules/.package-lock.json
 
-.PHONY: run test demo bench lint diagram sandbox clean
+.PHONY: run test demo bench lint diagram sandbox clean node-sdk
 
 run: $(STAMP)
 	$(BIN)/pos-terminal run --config config/terminal.yaml
 
-test: $(STAMP)
+test: $(STAMP) node-sdk
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
@@ -42,5 +43,13 @@ $(STAMP): pyproject.toml
 	  echo "note: evdev could not be built (it needs gcc and the Linux and Python headers: apt-get install gcc python3-dev); HID keypad and scanner drivers are off, mock input still works"
 	@touch $(STAMP)
 
+# The Node SDK that tests/test_node_interop.py runs: installed once, offline afterwards.
+node-sdk:
+	@if command -v npm >/dev/null; then $(MAKE) -s --no-print-directory $(NODE_SDK); \
+	  else echo "note: npm is missing (apt-get install nodejs npm): the Node SDK test will skip"; fi
+
+$(NODE_SDK): tests/node_interop/package-lock.json
+	cd tests/node_interop && npm ci
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var tests/node_interop/node_modules

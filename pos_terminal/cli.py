@@ -47,9 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         "--memory", action="store_true", help="keep orders in memory only (default: state dir)"
     )
     sandbox.add_argument(
+        "--key-modes",
+        type=_key_modes,
+        help="the merchant's WeChat keys, remembered in merchant.json (new merchants: "
+        "public_key); public_key,certificate is a merchant switching from platform certificates",
+    )
+    sandbox.add_argument(
         "--notify",
         action="store_true",
         help="post notifications to each order's notify_url (TRANSACTION.SUCCESS, REFUND.*)",
+    )
+    sandbox.add_argument(
+        "--allow-loopback-notify",
+        action="store_true",
+        help="take notify_urls on loopback, also http (local receivers); WeChat wants public https",
     )
     for name, what in (
         ("scale", "compress the retry schedule: 0.001 runs WeChat's 24 h of retries in 86 s"),
@@ -108,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.state_dir,
                 persist=not args.memory,
                 error_style=args.error_style,
+                key_modes=args.key_modes,
                 notify=notify,
+                allow_loopback_notify=args.allow_loopback_notify,
             )
         config = load_config(args.config)
         if args.command == "notify-server":
@@ -134,6 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     except PosError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _key_modes(text: str) -> frozenset[str]:
+    """`--key-modes public_key,certificate` as a set of modes."""
+    from hw_mocks.wechat_sandbox.keys import check_key_modes
+
+    try:
+        return check_key_modes(mode.strip() for mode in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def merchant_file(config: Config) -> Path:

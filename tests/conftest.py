@@ -11,6 +11,9 @@ import pytest
 from hw_mocks.wechat_sandbox import ManualClock, WeChatSandbox
 from pos_terminal.payments.wechat import WeChatPayClient, load_merchant_json
 
+PUBLIC_KEY_ONLY = ("public_key",)  # every merchant opened since late 2024
+SWITCHING = ("public_key", "certificate")  # a merchant part-way through the key switch
+
 
 @pytest.fixture(scope="session")
 def sandbox_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -26,8 +29,11 @@ def sandbox_clock() -> ManualClock:
 
 @pytest.fixture
 def sandbox(sandbox_state_dir: Path, sandbox_clock: ManualClock) -> Iterator[WeChatSandbox]:
-    """A WeChat Pay sandbox on a free loopback port, with empty order state."""
-    server = WeChatSandbox(sandbox_state_dir, clock=sandbox_clock, userpaying_s=3.0)
+    """A WeChat Pay sandbox on a free loopback port, with empty order state; a public-key-only
+    merchant (the session merchant's modes are whatever the last sandbox started with)."""
+    server = WeChatSandbox(
+        sandbox_state_dir, clock=sandbox_clock, userpaying_s=3.0, key_modes=PUBLIC_KEY_ONLY
+    )
     server.start()
     yield server
     server.stop()
@@ -37,11 +43,13 @@ def sandbox(sandbox_state_dir: Path, sandbox_clock: ManualClock) -> Iterator[WeC
 def start_sandbox(
     sandbox_state_dir: Path, sandbox_clock: ManualClock
 ) -> Iterator[Callable[..., WeChatSandbox]]:
-    """Start more sandboxes on the session merchant, each with its own options (`clock` too)."""
+    """Start more sandboxes on the session merchant, each with its own options (`clock` too;
+    `key_modes` public key only unless given)."""
     started: list[WeChatSandbox] = []
 
     def start(**options: Any) -> WeChatSandbox:
-        box = WeChatSandbox(sandbox_state_dir, **{"clock": sandbox_clock, **options})
+        defaults = {"clock": sandbox_clock, "key_modes": PUBLIC_KEY_ONLY}
+        box = WeChatSandbox(sandbox_state_dir, **{**defaults, **options})
         box.start()
         started.append(box)
         return box

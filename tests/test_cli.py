@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,8 +11,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.payments.wechat import WeChatApiError, WeChatPayClient, load_merchant_json
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -90,10 +93,33 @@ def test_sandbox_command_writes_merchant_json_and_serves(tmp_path: Path) -> None
             "apiv3_key",
         }
         assert merchant["public_key_id"].startswith("PUB_KEY_ID_")
+        assert merchant["key_modes"] == ["public_key"]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_sandbox_key_modes_option_makes_a_switching_merchant_and_refuses_unknown_modes(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "sb"
+    proc = cli(
+        "sandbox", "--state-dir", str(state), "--key-modes", "public_key,certificate", cwd=tmp_path
+    )
+    assert proc.stdout is not None
+    try:
+        assert "http://127.0.0.1:" in proc.stdout.readline()
+        merchant = json.loads((state / "merchant.json").read_text(encoding="utf-8"))
+        assert merchant["key_modes"] == ["public_key", "certificate"]
+        assert "CERTIFICATE" in (state / merchant["platform_certificate"]).read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    bad = cli("sandbox", "--state-dir", str(state), "--key-modes", "public_key,rsa", cwd=tmp_path)
+    _, stderr = bad.communicate(timeout=30)
+    assert bad.returncode == 2 and "key_modes must be a non-empty subset" in stderr
 
 
 def test_sandbox_notify_options_turn_notifications_on_and_bad_rates_are_refused(
@@ -114,6 +140,37 @@ def test_sandbox_notify_options_turn_notifications_on_and_bad_rates_are_refused(
     bad = cli("sandbox", "--state-dir", state, "--notify-probes", "1.5", cwd=tmp_path)
     _, stderr = bad.communicate(timeout=30)
     assert bad.returncode == 2 and "rates must be within [0, 1]" in stderr
+
+
+def test_sandbox_takes_a_loopback_notify_url_only_with_its_option(tmp_path: Path) -> None:
+    state = tmp_path / "sb"
+
+    async def native(url: str, out_trade_no: str) -> None:
+        creds = load_merchant_json(state / "merchant.json")
+        async with WeChatPayClient(creds, base_urls=[url]) as client:
+            await client.create_native(
+                out_trade_no=out_trade_no,
+                amount_fen=100,
+                description="sale",
+                notify_url="http://127.0.0.1:8080/notify",
+            )
+
+    for options, refused in (((), True), (("--allow-loopback-notify",), False)):
+        proc = cli("sandbox", "--state-dir", str(state), "--memory", *options, cwd=tmp_path)
+        assert proc.stdout is not None
+        try:
+            url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+            if refused:
+                with pytest.raises(WeChatApiError) as caught:
+                    asyncio.run(native(url, "N0000001"))
+                detail = caught.value.detail
+                assert caught.value.code == "PARAM_ERROR" and detail is not None
+                assert detail["field"] == "/notify_url"
+            else:
+                asyncio.run(native(url, "N0000002"))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
 
 
 def test_demo_runs_three_sales_and_exits_zero(tmp_path: Path) -> None:

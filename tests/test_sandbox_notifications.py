@@ -24,6 +24,7 @@ from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.notify_server import NotifyServer, certificate_refresh
 from pos_terminal.payments.wechat import load_merchant_json
 from pos_terminal.payments.wechat_keys import PlatformKeys, looks_like_certificate_serial
+from tests.conftest import PUBLIC_KEY_ONLY, SWITCHING
 from tests.flow_harness import flow_config, running
 from tests.journal_rows import journal_with_sale
 from tests.test_wechat_sandbox import Raw
@@ -41,13 +42,18 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def notifying(start_sandbox: Callable[..., WeChatSandbox], http: httpx.Client) -> StartSandbox:
-    """Start a sandbox that notifies, with the given NotifySettings options; on real time, so
-    refunds end by themselves."""
+    """Start a sandbox that notifies, with the given key modes and NotifySettings options; on
+    real time, so refunds end by themselves."""
 
-    def start(**options: Any) -> Raw:
+    def start(key_modes: tuple[str, ...] = PUBLIC_KEY_ONLY, **options: Any) -> Raw:
         settings = NotifySettings(**{"time_scale": 0.001, **options})
         box = start_sandbox(
-            notify=settings, refund_delay_s=0.2, refund_interval_s=0, clock=time.time
+            notify=settings,
+            refund_delay_s=0.2,
+            refund_interval_s=0,
+            clock=time.time,
+            key_modes=key_modes,
+            allow_loopback_notify=True,  # the receivers here listen on 127.0.0.1
         )
         return Raw(box, time.time, http)
 
@@ -243,7 +249,7 @@ def test_refund_endings_are_notified_and_end_the_journal_refunds(
 def test_during_the_key_switch_the_receiver_learns_the_certificate_and_accepts(
     notifying: StartSandbox, sandbox_state_dir: Path, journal_path: Path
 ) -> None:
-    raw = notifying(gray_rate=1.0)  # every notification signed by the platform certificate
+    raw = notifying(SWITCHING, gray_rate=1.0)  # every notification signed by the certificate
     creds = load_merchant_json(sandbox_state_dir / "merchant.json")
     keys = PlatformKeys.from_credentials(creds)
     refresh = certificate_refresh(creds, [raw.sandbox.base_url], keys)
@@ -305,6 +311,7 @@ def test_a_refund_due_after_a_sandbox_restart_still_ends_and_is_notified(
         "persist": True,
         "notify": NotifySettings(time_scale=0.001),
         "refund_interval_s": 0,
+        "allow_loopback_notify": True,
     }
     first = WeChatSandbox(tmp_path / "sb", refund_delay_s=1.0, **options)
     first.start()

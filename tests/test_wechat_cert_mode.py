@@ -47,6 +47,7 @@ from pos_terminal.payments.wechat_notify import (
     UnknownNotificationSigner,
     open_notification,
 )
+from tests.conftest import SWITCHING
 
 pytestmark = pytest.mark.anyio
 
@@ -439,12 +440,13 @@ async def test_a_certificate_only_merchant_is_served_after_one_certificate_downl
 
 
 async def test_requests_naming_the_certificate_serial_learn_the_key_from_the_download(
-    sandbox: WeChatSandbox, sandbox_clock: ManualClock, sent: list[str]
+    start_sandbox: Callable[..., WeChatSandbox], sandbox_clock: ManualClock, sent: list[str]
 ) -> None:
-    serial, _ = _sandbox_certificate(sandbox.merchant_json.parent)
-    creds = dataclasses.replace(load_merchant_json(sandbox.merchant_json), public_key_id=serial)
+    box = start_sandbox(key_modes=SWITCHING)
+    serial, _ = _sandbox_certificate(box.merchant_json.parent)
+    creds = dataclasses.replace(load_merchant_json(box.merchant_json), public_key_id=serial)
     keys = PlatformKeys()  # nothing known: every key must come from /v3/certificates
-    async with _client(sandbox, sandbox_clock, creds=creds, keys=keys) as client:
+    async with _client(box, sandbox_clock, creds=creds, keys=keys) as client:
         await _sale(client, "3")
     assert sent.count(CERTS) == 1 and list(keys.snapshot()) == [serial]
 
@@ -453,6 +455,16 @@ async def test_public_key_mode_never_downloads_certificates(
     wechat_client: WeChatPayClient, sent: list[str]
 ) -> None:
     await _sale(wechat_client, "4")
+    assert len(sent) == 3 and CERTS not in sent
+
+
+async def test_a_switching_merchant_set_up_from_merchant_json_is_answered_by_the_public_key(
+    start_sandbox: Callable[..., WeChatSandbox], sandbox_clock: ManualClock, sent: list[str]
+) -> None:
+    box = start_sandbox(key_modes=SWITCHING)
+    assert "platform_certificate" in json.loads(box.merchant_json.read_text())
+    async with _client(box, sandbox_clock) as client:  # names its PUB_KEY_ID in every request
+        await _sale(client, "5")
     assert len(sent) == 3 and CERTS not in sent
 
 
@@ -466,10 +478,12 @@ async def test_a_public_key_only_merchant_has_no_certificates(
 
 
 async def test_an_explicit_refresh_loads_the_certificate_in_both_key_modes(
-    wechat_client: WeChatPayClient, sandbox: WeChatSandbox
+    start_sandbox: Callable[..., WeChatSandbox], sandbox_clock: ManualClock
 ) -> None:
-    serial, _ = _sandbox_certificate(sandbox.merchant_json.parent)
-    assert await wechat_client.refresh_certificates() == [serial]
+    box = start_sandbox(key_modes=SWITCHING)
+    serial, _ = _sandbox_certificate(box.merchant_json.parent)
+    async with _client(box, sandbox_clock) as client:
+        assert await client.refresh_certificates() == [serial]
 
 
 async def test_a_download_sealed_with_another_apiv3_key_is_refused(
@@ -678,11 +692,12 @@ def _post(server: NotifyServer, key: rsa.RSAPrivateKey, serial: str, body: bytes
 
 
 def test_the_receiver_loads_certificates_once_for_a_certificate_signed_notification(
-    sandbox: WeChatSandbox,
+    start_sandbox: Callable[..., WeChatSandbox],
     receiver: Callable[..., NotifyServer],
     merchant: tuple[WeChatCredentials, str, rsa.RSAPrivateKey],
     sent: list[str],
 ) -> None:
+    sandbox = start_sandbox(key_modes=SWITCHING)
     creds, serial, key = merchant
     keys = PlatformKeys.from_credentials(creds)
     download = certificate_refresh(creds, [sandbox.base_url], keys)

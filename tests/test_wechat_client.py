@@ -33,6 +33,7 @@ from pos_terminal.payments.wechat import (
     parse_api_error,
     parse_transaction,
 )
+from tests.conftest import SWITCHING
 
 pytestmark = pytest.mark.anyio
 
@@ -723,6 +724,25 @@ def test_load_merchant_json_reports_missing_and_malformed_files(
     absolute.write_text(json.dumps(data))
     with pytest.raises(WeChatPayError, match="apiv3_key"):
         load_merchant_json(absolute)
+
+
+def test_load_merchant_json_takes_files_with_and_without_key_modes_and_a_certificate(
+    start_sandbox: Callable[..., WeChatSandbox], tmp_path: Path
+) -> None:
+    box = start_sandbox(key_modes=SWITCHING)
+    data = json.loads(box.merchant_json.read_text())
+    assert {"key_modes", "platform_certificate", "platform_certificate_serial"} <= data.keys()
+    creds = load_merchant_json(box.merchant_json)
+    for name in ("key_modes", "platform_certificate", "platform_certificate_serial"):
+        del data[name]  # as a merchant.json written before key modes existed
+    for name in ("merchant_private_key", "platform_public_key"):
+        data[name] = str(box.merchant_json.parent / data[name])
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data))
+    loaded = load_merchant_json(older)
+    private = loaded.merchant_private_key  # private key objects do not compare equal
+    assert private.private_numbers() == creds.merchant_private_key.private_numbers()
+    assert dataclasses.replace(loaded, merchant_private_key=creds.merchant_private_key) == creds
 
 
 async def test_the_client_must_be_opened_first(sandbox: WeChatSandbox) -> None:

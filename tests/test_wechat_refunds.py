@@ -319,13 +319,29 @@ async def test_refunds_survive_a_sandbox_restart(sandbox_state_dir: Path, tmp_pa
 # ---------------------------------------------------------------- the wire, by hand
 
 
+AMOUNT = {"refund": 100, "total": 100, "currency": "CNY"}
+GOODS = {
+    "merchant_goods_id": "6901234567890",
+    "wechatpay_goods_id": "1001",
+    "goods_name": "矿泉水 550ml",
+    "unit_price": 50,
+    "refund_amount": 100,
+    "refund_quantity": 2,
+}
+
+
 def _body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "out_trade_no": "C0000001",
-        "out_refund_no": "R0000001",
-        "amount": {"refund": 100, "total": 100, "currency": "CNY"},
-    }
-    return {k: v for k, v in {**body, **overrides}.items() if v is not ...}
+    body: dict[str, Any] = {"out_trade_no": "C0000001", "out_refund_no": "R0000001"}
+    body["amount"] = AMOUNT
+    return _drop({**body, **overrides})
+
+
+def _drop(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` without the fields set to `...`, also inside goods_detail entries."""
+    out = {k: v for k, v in data.items() if v is not ...}
+    if isinstance(out.get("goods_detail"), list):
+        out["goods_detail"] = [_drop(item) for item in out["goods_detail"]]
+    return out
 
 
 @pytest.mark.parametrize(
@@ -340,6 +356,20 @@ def _body(**overrides: Any) -> dict[str, Any]:
         ({"amount": {"refund": 100, "total": 100}}, "/amount/currency"),
         ({"amount": {"refund": 0, "total": 100, "currency": "CNY"}}, "/amount/refund"),
         ({"out_trade_no": ...}, ""),
+        ({"funds_account": "UNAVAILABLE"}, "/funds_account"),  # only AVAILABLE may be asked
+        (
+            {"amount": {**AMOUNT, "from": [{"account": "BASIC", "amount": 100}]}},
+            "/amount/from/0/account",
+        ),
+        (
+            {"amount": {**AMOUNT, "from": [{"account": "AVAILABLE", "amount": "100"}]}},
+            "/amount/from/0/amount",
+        ),
+        ({"amount": {**AMOUNT, "from": {"account": "AVAILABLE", "amount": 100}}}, "/amount/from"),
+        ({"goods_detail": [{**GOODS, "refund_quantity": ...}]}, "/goods_detail/0/refund_quantity"),
+        ({"goods_detail": [{**GOODS, "unit_price": 1.5}]}, "/goods_detail/0/unit_price"),
+        ({"goods_detail": [{**GOODS, "goods_name": 7}]}, "/goods_detail/0/goods_name"),
+        ({"goods_detail": GOODS}, "/goods_detail"),
     ],
 )
 def test_malformed_refund_bodies_get_param_error(
@@ -364,6 +394,34 @@ def test_a_refund_by_transaction_id_is_queried_without_mchid(raw: Raw) -> None:
     assert queried.status_code == 200 and queried.json()["refund_id"] == refund["refund_id"]
     mismatch = _body(transaction_id=paid["transaction_id"], out_trade_no="C0000002")
     assert raw.send("POST", REFUNDS, mismatch).status_code == 400
+
+
+def test_a_refund_with_the_documented_optional_fields_is_accepted(raw: Raw) -> None:
+    raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay())
+    sources = [{"account": "AVAILABLE", "amount": 60}, {"account": "UNAVAILABLE", "amount": 40}]
+    body = _body(
+        funds_account="AVAILABLE",
+        amount={**AMOUNT, "from": sources},
+        goods_detail=[GOODS, {**GOODS, "wechatpay_goods_id": ..., "goods_name": ...}],
+    )
+    created = raw.send("POST", REFUNDS, body)
+    assert created.status_code == 200, created.text
+    refund = created.json()
+    assert refund["amount"]["from"] == sources and refund["funds_account"] == "AVAILABLE"
+    assert raw.send("GET", f"{REFUNDS}/R0000001").json()["amount"]["from"] == sources
+    assert raw.send("POST", REFUNDS, body).json()["refund_id"] == refund["refund_id"]
+
+
+def test_refund_sources_that_do_not_add_up_to_the_refund_are_refused(
+    raw: Raw, sandbox: WeChatSandbox
+) -> None:
+    raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay())
+    sources = [{"account": "AVAILABLE", "amount": 60}, {"account": "UNAVAILABLE", "amount": 30}]
+    answer = raw.send("POST", REFUNDS, _body(amount={**AMOUNT, "from": sources}))
+    assert (answer.status_code, answer.json()["code"]) == (400, "PARAM_ERROR")
+    assert answer.json()["detail"]["field"] == "/amount/from"
+    raw.assert_signed(answer, error_id=268435461)  # a rule broken, not an unknown field
+    assert _view(sandbox)["refunds"] == []
 
 
 def test_an_unknown_refund_number_is_resource_not_exists(raw: Raw) -> None:

@@ -11,7 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,12 @@ from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatCredentials, load_merchant_json
 
 CODE = "130061098828009406"
+GOODS = {
+    "merchant_goods_id": "6901234567890",
+    "goods_name": "矿泉水",
+    "quantity": 1,
+    "unit_price": 100,
+}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -310,6 +316,13 @@ def test_unknown_api_paths_are_404(raw: Raw) -> None:
         ({"amount": ...}, "/amount", None),
         ({"description": "x" * 128}, "/description", "x" * 128),
         ({"description": None}, "/description", None),
+        ({"description": "矿泉水😀"}, "/description", "矿泉水😀"),  # 4 bytes in UTF-8
+        ({"attach": "𠀀"}, "/attach", "𠀀"),  # a CJK character beyond U+FFFF
+        (
+            {"detail": {"goods_detail": [{**GOODS, "goods_name": "🍺"}]}},
+            "/detail/goods_detail/0/goods_name",
+            "🍺",
+        ),
         ({"out_trade_no": "N0001"}, "/out_trade_no", "N0001"),
         ({"out_trade_no": "N" * 33}, "/out_trade_no", "N" * 33),
         ({"out_trade_no": "N000000#1"}, "/out_trade_no", "N000000#1"),
@@ -334,6 +347,86 @@ def test_native_parameters_are_validated_with_param_error_detail(
     assert err["code"] == "PARAM_ERROR"
     assert err["detail"]["field"] == field and err["detail"]["value"] == value
     assert err["detail"]["location"] == "body" and err["detail"]["issue"]
+
+
+LOOPBACK = [
+    "https://localhost/notify",
+    "https://api.localhost/notify",
+    "https://127.0.0.1/notify",
+    "https://127.8.9.10:8443/notify",
+    "https://[::1]/notify",
+]
+PRIVATE = [
+    "https://10.1.2.3/notify",  # RFC 1918
+    "https://172.16.0.9/notify",
+    "https://192.168.1.20/notify",
+    "https://169.254.169.254/notify",  # link-local
+    "https://0.0.0.0/notify",
+    "https://[fd00::1]/notify",  # unique local
+]
+PLAIN_HTTP = "http://pos.example.com/wechatpay/notify"
+REFUNDS = "/v3/refund/domestic/refunds"
+
+
+def _refund(raw: Raw, no: str, notify_url: str) -> httpx.Response:
+    amount = {"refund": 1, "total": 100, "currency": "CNY"}
+    body = {"out_trade_no": "C0000001", "out_refund_no": no, "amount": amount}
+    return raw.send("POST", REFUNDS, {**body, "notify_url": notify_url})
+
+
+@pytest.mark.parametrize("url", [PLAIN_HTTP, *LOOPBACK, *PRIVATE, "https://[::1/notify"])
+def test_a_notify_url_must_be_https_to_a_public_host(raw: Raw, url: str) -> None:
+    native = raw.send("POST", "/v3/pay/transactions/native", raw.native(notify_url=url))
+    assert (native.status_code, native.json()["code"]) == (400, "PARAM_ERROR")
+    assert native.json()["detail"]["field"] == "/notify_url"
+    raw.assert_signed(native, error_id=268435461)
+    assert raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay()).status_code == 200
+    refund = _refund(raw, "R0000001", url)
+    assert (refund.status_code, refund.json()["detail"]["field"]) == (400, "/notify_url")
+    [order] = raw.http.get(raw.sandbox.base_url + "/sandbox/orders").json()["orders"]
+    assert order["refunds"] == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://pos.example.com/wechatpay/notify", "https://101.226.103.10:8443/n"]
+)
+def test_a_public_https_notify_url_is_taken(raw: Raw, url: str) -> None:
+    native = raw.send("POST", "/v3/pay/transactions/native", raw.native(notify_url=url))
+    assert native.status_code == 200, native.text
+    raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay())
+    assert _refund(raw, "R0000001", url).status_code == 200
+
+
+def test_the_loopback_option_takes_loopback_also_over_http_and_nothing_else(
+    start_sandbox: Callable[..., WeChatSandbox], sandbox_clock: ManualClock, http: httpx.Client
+) -> None:
+    raw = Raw(start_sandbox(allow_loopback_notify=True), sandbox_clock, http)
+    native = "/v3/pay/transactions/native"
+    for n, url in enumerate([*LOOPBACK, *(u.replace("https:", "http:") for u in LOOPBACK)]):
+        answer = raw.send("POST", native, raw.native(out_trade_no=f"N{n:07}", notify_url=url))
+        assert answer.status_code == 200, (url, answer.text)
+    for url in [PLAIN_HTTP, *PRIVATE]:
+        answer = raw.send("POST", native, raw.native(notify_url=url))
+        assert answer.json()["detail"]["field"] == "/notify_url", url
+
+
+def test_text_of_one_to_three_utf8_bytes_a_character_is_taken(raw: Raw) -> None:
+    text = "好邻居便利店 ¥12.34 €ü（南京西路）"
+    body = raw.native(description=text, attach=text, detail={"goods_detail": [GOODS]})
+    assert raw.send("POST", "/v3/pay/transactions/native", body).status_code == 200
+    paid = raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay(description=text))
+    assert paid.status_code == 200
+    amount = {"refund": 1, "total": 100, "currency": "CNY"}
+    refund = {"out_trade_no": "C0000001", "out_refund_no": "R1", "amount": amount, "reason": text}
+    assert raw.send("POST", REFUNDS, refund).status_code == 200
+    emoji = raw.send("POST", REFUNDS, {**refund, "out_refund_no": "R2", "reason": "退货🙏"})
+    assert emoji.json()["detail"]["field"] == "/reason"
+    description = raw.send(
+        "POST",
+        "/v3/pay/transactions/codepay",
+        raw.codepay(out_trade_no="C0000002", description="😀"),
+    )
+    assert description.json()["detail"]["field"] == "/description"
 
 
 def test_unknown_fields_carry_their_own_error_id(raw: Raw) -> None:
@@ -423,7 +516,7 @@ def test_the_state_dir_holds_merchant_json_and_keys_with_private_files_0600(
         "apiv3_key",
         "key_modes",
     }
-    assert info["key_modes"] == ["public_key", "certificate"]
+    assert info["key_modes"] == ["public_key"]  # no platform certificate to name
     assert (
         len(info["merchant_serial"]) == 40
         and info["merchant_serial"] == info["merchant_serial"].upper()

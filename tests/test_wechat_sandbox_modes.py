@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hw_mocks.wechat_sandbox import Faults, ManualClock, WeChatSandbox
 from pos_terminal.payments import wechat_sign
+from tests.conftest import SWITCHING
 from tests.test_wechat_sandbox import Raw
 
 CERTS = "/v3/certificates"
@@ -61,7 +62,10 @@ def _signed_by(raw: Raw, answer: httpx.Response, key: rsa.RSAPublicKey, serial: 
 # ---------------------------------------------------------------- platform certificate mode
 
 
-def test_certificates_are_served_sealed_with_the_apiv3_key_in_the_real_shape(raw: Raw) -> None:
+def test_certificates_are_served_sealed_with_the_apiv3_key_in_the_real_shape(
+    other_sandbox: StartSandbox,
+) -> None:
+    raw = other_sandbox(key_modes=SWITCHING)
     answer = raw.send("GET", CERTS, wechatpay_serial=None)
     assert answer.status_code == 200, answer.text
     serial, cert = _certificate(raw, answer)
@@ -79,7 +83,8 @@ def test_the_certificate_download_needs_a_signed_request(raw: Raw) -> None:
     assert answer.status_code == 401 and answer.json()["code"] == "SIGN_ERROR"
 
 
-def test_the_request_wechatpay_serial_picks_the_signing_key(raw: Raw) -> None:
+def test_the_request_wechatpay_serial_picks_the_signing_key(other_sandbox: StartSandbox) -> None:
+    raw = other_sandbox(key_modes=SWITCHING)
     serial, cert = _certificate(raw, raw.send("GET", CERTS, wechatpay_serial=None))
     public = cert.public_key()
     assert isinstance(public, rsa.RSAPublicKey)
@@ -123,15 +128,59 @@ def test_unknown_key_modes_and_error_styles_are_refused(sandbox_state_dir: Path)
         WeChatSandbox(sandbox_state_dir, error_style="camel")
 
 
+def test_a_new_merchant_is_public_key_only_so_an_sdk_sending_no_serial_can_verify(
+    tmp_path: Path, http: httpx.Client
+) -> None:
+    clock = ManualClock()
+    with WeChatSandbox(tmp_path, clock=clock) as box:
+        raw = Raw(box, clock, http)
+        assert raw.send("GET", CERTS).status_code == 404
+        answer = raw.send("GET", raw.query_path("N404"), wechatpay_serial=None)
+        _signed_by(raw, answer, raw.creds.platform_public_key, raw.creds.public_key_id)
+    info = json.loads((tmp_path / "merchant.json").read_text())
+    assert info["key_modes"] == ["public_key"] and "platform_certificate" not in info
+
+
+def test_a_switching_merchant_finds_its_certificate_in_merchant_json(
+    tmp_path: Path, http: httpx.Client
+) -> None:
+    clock = ManualClock()
+    merchant_json = tmp_path / "merchant.json"
+    with WeChatSandbox(tmp_path, clock=clock, key_modes=SWITCHING) as box:
+        info = json.loads(merchant_json.read_text())
+        assert info["key_modes"] == ["public_key", "certificate"]
+        pem = (tmp_path / info["platform_certificate"]).read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
+        serial = info["platform_certificate_serial"]
+        assert serial == f"{cert.serial_number:X}" and "PRIVATE" not in pem.decode()
+        raw = Raw(box, clock, http)
+        assert _certificate(raw, raw.send("GET", CERTS))[0] == serial
+        public = cert.public_key()
+        assert isinstance(public, rsa.RSAPublicKey)
+        # a client set up from merchant.json, sending no Wechatpay-Serial, can verify the answer
+        unnamed = raw.send("GET", raw.query_path("N404"), wechatpay_serial=None)
+        _signed_by(raw, unnamed, public, serial)
+    with WeChatSandbox(tmp_path, clock=clock):  # no key_modes: merchant.json's, still switching
+        assert json.loads(merchant_json.read_text()) == info
+    with WeChatSandbox(tmp_path, clock=clock, key_modes=["public_key"]):
+        back = json.loads(merchant_json.read_text())
+    assert back["key_modes"] == ["public_key"]
+    assert {k: v for k, v in info.items() if not k.startswith("platform_cert")} == {
+        **back,
+        "key_modes": info["key_modes"],
+    }
+
+
 def test_merchant_json_key_modes_are_the_default(tmp_path: Path, http: httpx.Client) -> None:
     with WeChatSandbox(tmp_path):
         pass
     info = json.loads((tmp_path / "merchant.json").read_text())
-    info["key_modes"] = ["public_key"]
+    info["key_modes"] = list(SWITCHING)
     (tmp_path / "merchant.json").write_text(json.dumps(info))
     clock = ManualClock()
     with WeChatSandbox(tmp_path, clock=clock) as box:
-        assert Raw(box, clock, http).send("GET", CERTS).status_code == 404
+        assert Raw(box, clock, http).send("GET", CERTS).status_code == 200
+    assert "platform_certificate" in json.loads((tmp_path / "merchant.json").read_text())
 
 
 def test_a_state_dir_from_before_certificate_mode_gets_a_certificate(
@@ -145,7 +194,10 @@ def test_a_state_dir_from_before_certificate_mode_gets_a_certificate(
     del info["key_modes"]
     (tmp_path / "merchant.json").write_text(json.dumps(info))
     clock = ManualClock()
-    with WeChatSandbox(tmp_path, clock=clock) as box:
+    with WeChatSandbox(tmp_path, clock=clock) as box:  # no key_modes: public key only
+        assert Raw(box, clock, http).send("GET", CERTS).status_code == 404
+    assert (tmp_path / "platform_cert.pem").exists()
+    with WeChatSandbox(tmp_path, clock=clock, key_modes=SWITCHING) as box:
         assert Raw(box, clock, http).send("GET", CERTS).status_code == 200
 
 

@@ -9,7 +9,7 @@ there a `Core` subclass whose `_gate_way` always reads the sandbox URL stands in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from wechatpayv3.utils import aes_decrypt, build_authorization, rsa_verify
 
 from hw_mocks.wechat_sandbox import Faults, ManualClock, WeChatSandbox
 from pos_terminal.payments import wechat_sign
+from tests.conftest import SWITCHING
 
 
 def _merchant(sandbox: WeChatSandbox) -> dict[str, Any]:
@@ -170,9 +171,16 @@ def sdk_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield host
 
 
+@pytest.fixture
+def switching(start_sandbox: Callable[..., WeChatSandbox]) -> WeChatSandbox:
+    """A merchant part-way through the key switch: the one that still has platform certificates."""
+    return start_sandbox(key_modes=SWITCHING)
+
+
 def test_sdk_in_certificate_mode_downloads_caches_and_verifies_the_platform_certificate(
-    sandbox: WeChatSandbox, sdk_host: list[str], tmp_path: Path
+    switching: WeChatSandbox, sdk_host: list[str], tmp_path: Path
 ) -> None:
+    sandbox = switching
     sdk_host[0] = sandbox.base_url
     info = _merchant(sandbox)
     pay = _cert_mode_sdk(info, tmp_path / "certs")
@@ -188,13 +196,14 @@ def test_sdk_in_certificate_mode_downloads_caches_and_verifies_the_platform_cert
         pay.query(out_trade_no="SDKC000001")
 
 
-def test_sdk_in_certificate_mode_uses_a_pre_seeded_cert_dir(
-    sandbox: WeChatSandbox, tmp_path: Path
+def test_sdk_in_certificate_mode_uses_a_cert_dir_seeded_from_merchant_json(
+    switching: WeChatSandbox, tmp_path: Path
 ) -> None:
+    sandbox = switching
     info = _merchant(sandbox)
-    folder = sandbox.merchant_json.parent
-    pem = (folder / "platform_cert.pem").read_text()
-    serial = f"{x509.load_pem_x509_certificate(pem.encode()).serial_number:X}"
+    pem = (sandbox.merchant_json.parent / info["platform_certificate"]).read_text()
+    serial = info["platform_certificate_serial"]
+    assert serial == f"{x509.load_pem_x509_certificate(pem.encode()).serial_number:X}"
     (tmp_path / f"{serial}.pem").write_text(pem)  # as the SDK caches a downloaded certificate
     pay = _cert_mode_sdk(info, tmp_path)  # reads the cache: no download in the constructor
     pay._core._gate_way = sandbox.base_url
@@ -212,14 +221,14 @@ def test_sdk_in_certificate_mode_uses_a_pre_seeded_cert_dir(
 
 
 def test_sdk_finds_no_certificate_with_a_wrong_apiv3_key_or_a_public_key_only_merchant(
-    sandbox: WeChatSandbox,
+    switching: WeChatSandbox,
     sandbox_state_dir: Path,
     sandbox_clock: ManualClock,
     sdk_host: list[str],
     tmp_path: Path,
 ) -> None:
-    sdk_host[0] = sandbox.base_url
-    info = _merchant(sandbox)
+    sdk_host[0] = switching.base_url
+    info = _merchant(switching)
     with pytest.raises(Exception, match="No wechatpay platform certificate"):
         _cert_mode_sdk(info, tmp_path / "a", apiv3_key="0" * 32)
     with WeChatSandbox(sandbox_state_dir, clock=sandbox_clock, key_modes=["public_key"]) as box:

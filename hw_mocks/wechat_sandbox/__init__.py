@@ -14,11 +14,14 @@ Endpoints, signed and verified like api.mch.weixin.qq.com (reference wechatpay-v
     POST /v3/refund/domestic/refunds                       200 Refund (status PROCESSING) | 4xx
     GET  /v3/refund/domestic/refunds/{out_refund_no}       200 Refund | 404 RESOURCE_NOT_EXISTS
 
-Key modes (§1.2, §1.4). The merchant has the modes listed in merchant.json `key_modes`
-("public_key", "certificate"; both when absent), or the constructor's `key_modes`. Answers are
-signed with the key the request's `Wechatpay-Serial` names: the PUB_KEY_ID gives the WeChat Pay
-public key (`Wechatpay-Serial: PUB_KEY_ID_…`); the certificate serial, any other value or no header
-gives the platform certificate (40-hex serial). A merchant with one mode always gets that one.
+Key modes (§1.2, §1.4). The merchant has the constructor's `key_modes`, or else those listed in
+merchant.json `key_modes` ("public_key", "certificate"); a new merchant has ["public_key"], as
+every merchant opened since late 2024. ["public_key", "certificate"] is a merchant part-way
+through the switch: answers are signed with the key the request's `Wechatpay-Serial` names, the
+PUB_KEY_ID giving the WeChat Pay public key (`Wechatpay-Serial: PUB_KEY_ID_…`), the certificate
+serial, any other value or no header the platform certificate (40-hex serial); merchant.json then
+also names the certificate (`platform_certificate`, `platform_certificate_serial`, see keys.py).
+A merchant with one mode always gets that one. The modes in effect are written to merchant.json.
 
 Payment-code magic amounts (`amount.total`, in fen), for codes not issued by the wallet below:
 
@@ -29,7 +32,9 @@ Payment-code magic amounts (`amount.total`, in fen), for codes not issued by the
     other  200 SUCCESS at once
 
 Refunds (reference §3.7, §5; rules in refunds.py). The body names the order by `out_trade_no`
-or `transaction_id` (both: they must agree); `amount.total` must be the order total. A refund
+or `transaction_id` (both: they must agree); `amount.total` must be the order total. The optional
+`funds_account` ("AVAILABLE"), `goods_detail` and `amount.from` are taken, the accounts of
+`from` adding up to `amount.refund` (else 400 PARAM_ERROR) and echoed in the answer. A refund
 needs a paid order (SUCCESS or REFUND; else 400 INVALID_REQUEST, also for CLOSED/REVOKED), paid
 ≤ 365 days ago; the refunds not CLOSED may not sum past the paid total (400 INVALID_REQUEST
 "申请退款金额超过订单可退金额"); at most 50 per order; a new refund of an order within
@@ -48,7 +53,14 @@ Every auth_code (`^1[0-5]\\d{16}$`) is single-use, also after a failure: a reuse
 400 INVALID_REQUEST "101 每个二维码仅限使用一次，请刷新再试". Same out_trade_no with an
 identical body replays the first result; a different body gets 400 INVALID_REQUEST
 (ORDER_PAID / ORDER_CLOSED when the order is final; 403 OUT_TRADE_NO_USED across trade types).
-Bodies with unknown fields or nulls get 400 PARAM_ERROR with detail{field, value, issue, location}.
+Bodies with unknown fields, nulls or a character beyond U+FFFF (4 bytes in UTF-8, e.g. an emoji;
+v3 text takes 1–3-byte characters only) get 400 PARAM_ERROR with detail{field, value, issue,
+location}.
+A `notify_url` (Native orders, refunds) must be https to a public host, as at WeChat: plain
+http, localhost, loopback, RFC 1918, link-local and other non-global addresses get 400
+PARAM_ERROR (host names are not resolved). For local tests `allow_loopback_notify=True`
+(`pos-terminal sandbox --allow-loopback-notify`) takes http or https to localhost, 127.0.0.0/8
+and ::1; other private addresses stay refused.
 Reversing a USERPAYING order succeeds at once by default (what a terminal wants at its deadline);
 the fault `reverse_refused_while_paying` answers it as WeChat may, 400 USER_PAYING
 "正在支付中不能发起撤销", and the terminal asks again later.
@@ -112,7 +124,6 @@ come from the injected clock.
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import sqlite3
 import sys
@@ -171,9 +182,11 @@ class WeChatSandbox:
         refund_interval_s: float = 60.0,
         refund_delay_s: float = 2.0,
         notify: NotifySettings | None = None,
+        allow_loopback_notify: bool = False,
     ) -> None:
-        """`key_modes` None takes merchant.json's; `persist` keeps orders in the state dir;
-        `notify` turns notifications on (see notify.py).
+        """`key_modes` None takes merchant.json's (others are written there at start); `persist`
+        keeps orders in the state dir; `notify` turns notifications on (see notify.py);
+        `allow_loopback_notify` takes notify_urls on loopback, also over http (local tests).
 
         Raises:
             ValueError: an unknown key mode or error style, a negative refund interval or delay.
@@ -195,6 +208,7 @@ class WeChatSandbox:
         self._store: OrderStore | None = None
         self._notify = notify
         self._notifier: Notifier | None = None
+        self._allow_loopback_notify = allow_loopback_notify
 
     def start(self) -> None:
         """Load or create the merchant keys (and with `persist` the orders), bind and serve.
@@ -205,9 +219,7 @@ class WeChatSandbox:
         """
         if self._server is not None:
             raise RuntimeError("the sandbox is already running")
-        keys = load_or_create(self._state_dir)
-        if self._key_modes is not None:
-            keys = dataclasses.replace(keys, key_modes=self._key_modes)
+        keys = load_or_create(self._state_dir, self._key_modes)
         store = self._open_store() if self._persist else None
         try:
             book = OrderBook(
@@ -218,6 +230,7 @@ class WeChatSandbox:
                 store=store,
                 refund_interval_s=self._refund_interval_s,
                 refund_delay_s=self._refund_delay_s,
+                allow_loopback_notify=self._allow_loopback_notify,
             )
             app = SandboxApp(keys, book, self._clock, error_style=self._error_style)
             server = SandboxHTTPServer((self._host, self._requested_port), app)
@@ -341,6 +354,7 @@ def serve_forever(
     error_style: str = "underscore",
     key_modes: Iterable[str] | None = None,
     notify: NotifySettings | None = None,
+    allow_loopback_notify: bool = False,
 ) -> int:
     """Run the sandbox in the foreground until SIGINT/SIGTERM (for `pos-terminal sandbox`).
 
@@ -356,6 +370,7 @@ def serve_forever(
         error_style=error_style,
         key_modes=key_modes,
         notify=notify,
+        allow_loopback_notify=allow_loopback_notify,
     )
     try:
         sandbox.start()

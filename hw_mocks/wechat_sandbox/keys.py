@@ -7,11 +7,16 @@ Files in the state dir (private keys are created mode 600):
     pub_key.pem                    WeChat Pay public key (the terminal verifies answers)
     sandbox_platform_private.pem   WeChat Pay private key: sandbox-only, never give it to a terminal
     platform_cert.pem              WeChat Pay platform certificate (cert mode; served encrypted by
-                                   GET /v3/certificates, a terminal never reads this file)
+                                   GET /v3/certificates)
     sandbox_platform_cert_private.pem  the certificate's private key: sandbox-only
 
-`merchant.json` also lists the merchant's `key_modes` ("public_key", "certificate"; default both).
-State dirs made before certificate mode existed get the two certificate files on their next start.
+`merchant.json` also lists the merchant's `key_modes` ("public_key", "certificate"; absent means
+public key only, as for every merchant opened since late 2024). A merchant with certificate mode
+(one part-way through the switch) also finds `platform_certificate` (the PEM's file name) and
+`platform_certificate_serial` there, as it would have downloaded them: a client set up from
+merchant.json then verifies certificate-signed answers too. Starting with other key modes
+rewrites merchant.json to match. State dirs made before certificate mode existed get the two
+certificate files on their next start.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import os
 import secrets
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -41,6 +46,8 @@ PLATFORM_CERT = "platform_cert.pem"
 PLATFORM_CERT_PRIVATE = "sandbox_platform_cert_private.pem"
 _ALL_FILES = (MERCHANT_JSON, MERCHANT_PRIVATE, MERCHANT_PUBLIC, PLATFORM_PUBLIC, PLATFORM_PRIVATE)
 KEY_MODES = ("public_key", "certificate")
+DEFAULT_KEY_MODES = ("public_key",)
+CERT_FIELD, CERT_SERIAL_FIELD = "platform_certificate", "platform_certificate_serial"
 CERT_LIFETIME = datetime.timedelta(days=5 * 365)  # reference §1.2: platform certs last 5 years
 
 
@@ -81,11 +88,12 @@ def check_key_modes(modes: Iterable[str]) -> frozenset[str]:
     return chosen
 
 
-def load_or_create(state_dir: Path) -> SandboxKeys:
-    """Load the keys from `state_dir`, generating everything on first use.
+def load_or_create(state_dir: Path, key_modes: frozenset[str] | None = None) -> SandboxKeys:
+    """Load the keys from `state_dir`, generating everything on first use; `key_modes` (None:
+    merchant.json's) are written into merchant.json with the certificate fields they need.
 
     Raises:
-        SandboxStateError: some files exist but not all, or one cannot be read.
+        SandboxStateError: some files exist but not all, or one cannot be read or written.
     """
     present = [name for name in _ALL_FILES if (state_dir / name).exists()]
     if not present:
@@ -98,7 +106,10 @@ def load_or_create(state_dir: Path) -> SandboxKeys:
         )
     if not (state_dir / PLATFORM_CERT).exists():
         _create_certificate(state_dir)
-    return _load(state_dir)
+    keys = _load(state_dir)
+    modes = keys.key_modes if key_modes is None else key_modes
+    _describe(state_dir, modes, keys.cert_serial)
+    return replace(keys, key_modes=modes)
 
 
 def _load(state_dir: Path) -> SandboxKeys:
@@ -122,7 +133,7 @@ def _load(state_dir: Path) -> SandboxKeys:
             cert_private_key=wechat_sign.load_private_key(cert_private, validate=False),
             cert_not_before=cert.not_valid_before_utc,
             cert_not_after=cert.not_valid_after_utc,
-            key_modes=check_key_modes(info.get("key_modes", KEY_MODES)),
+            key_modes=check_key_modes(info.get("key_modes", DEFAULT_KEY_MODES)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SandboxStateError(f"{state_dir}: cannot read sandbox state: {exc}") from exc
@@ -145,11 +156,31 @@ def _create(state_dir: Path) -> None:
         "platform_public_key": PLATFORM_PUBLIC,
         "public_key_id": "PUB_KEY_ID_" + _digits(34),
         "apiv3_key": "".join(secrets.choice(alphabet) for _ in range(32)),
-        "key_modes": list(KEY_MODES),
+        "key_modes": list(DEFAULT_KEY_MODES),
     }
     _create_certificate(state_dir)
     # merchant.json is written last: its presence means the set is complete
     _write(state_dir / MERCHANT_JSON, json.dumps(info, indent=2).encode() + b"\n", private=True)
+
+
+def _describe(state_dir: Path, key_modes: frozenset[str], cert_serial: str) -> None:
+    """Make merchant.json name `key_modes`, and the certificate exactly when they include it."""
+    path = state_dir / MERCHANT_JSON
+    try:
+        text = path.read_text(encoding="utf-8")
+        info = json.loads(text)
+        info["key_modes"] = [mode for mode in KEY_MODES if mode in key_modes]
+        for name in (CERT_FIELD, CERT_SERIAL_FIELD):
+            info.pop(name, None)
+        if "certificate" in key_modes:
+            info[CERT_FIELD], info[CERT_SERIAL_FIELD] = PLATFORM_CERT, cert_serial
+        wanted = json.dumps(info, indent=2) + "\n"
+        if wanted != text:
+            spare = path.with_name(MERCHANT_JSON + ".new")
+            _write(spare, wanted.encode(), private=True)
+            os.replace(spare, path)  # a reader sees the old file or the new one, never half
+    except (OSError, ValueError) as exc:
+        raise SandboxStateError(f"{path}: cannot update the merchant's key modes: {exc}") from exc
 
 
 def _create_certificate(state_dir: Path) -> None:

@@ -54,6 +54,7 @@ class RefundDesk:
         Raises:
             ApiError: the re-entry, state, amount, count, frequency or balance rules refuse it.
         """
+        _check_from(body["amount"])
         found = find(orders.values(), body["out_refund_no"])
         if found is not None:
             order, refund = found
@@ -165,7 +166,7 @@ def refund_object(order: Order, refund: Refund) -> dict[str, Any]:
         "amount": {
             "total": total,
             "refund": refund.refund_fen,
-            "from": [],
+            "from": refund.request["amount"].get("from", []),
             "payer_total": total,
             "payer_refund": refund.refund_fen,
             "settlement_refund": refund.refund_fen,
@@ -200,6 +201,14 @@ def _target(
     if order is None:
         raise ApiError(404, "RESOURCE_NOT_EXISTS", "订单不存在", schema.ID_NOT_EXIST)
     return order
+
+
+def _check_from(amount: Mapping[str, Any]) -> None:
+    """The accounts a refund is paid from must add up to the refund (reference §3.7)."""
+    sources = amount.get("from")
+    if sources is not None and sum(s["amount"] for s in sources) != amount["refund"]:
+        issue = f"出资金额之和应等于退款金额 amounts must add up to {amount['refund']}"
+        raise schema.param_error("/amount/from", sources, issue)
 
 
 def _invalid(message: str) -> ApiError:

@@ -1,4 +1,5 @@
-"""Request bodies as WeChat checks them: required fields, types, lengths, no unknown keys, no nulls.
+"""Request bodies as WeChat checks them: required fields, types, lengths, no unknown keys, no nulls,
+no characters beyond U+FFFF (4 bytes in UTF-8, e.g. emoji) in any string.
 
 Every violation becomes 400 PARAM_ERROR with `detail{field, value, issue, location}`
 (reference §0, §5).
@@ -6,12 +7,14 @@ Every violation becomes 400 PARAM_ERROR with `detail{field, value, issue, locati
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 # Internal error ids, the last token of Request-ID (reference §0); sandbox-invented where marked.
 ID_OK = 0
@@ -190,6 +193,8 @@ def _check_str(spec: Str, value: Any, path: str) -> None:
     if not spec.min_len <= len(value) <= spec.max_len:
         issue = f"长度超出范围 length must be {spec.min_len}..{spec.max_len}"
         raise param_error(path, value, issue, ID_OUT_OF_RANGE)
+    if any(ord(char) > 0xFFFF for char in value):  # v3 text is 1-3 UTF-8 bytes a character
+        raise param_error(path, value, "不能包含4字节的UTF-8字符 (emoji and others beyond U+FFFF)")
     if spec.pattern is not None and not spec.pattern.match(value):
         raise param_error(path, value, "格式错误 does not match the required format")
     if spec.rfc3339:
@@ -199,6 +204,39 @@ def _check_str(spec: Str, value: Any, path: str) -> None:
             moment = None
         if moment is None or moment.tzinfo is None or "T" not in value:
             raise param_error(path, value, "时间格式错误 must be RFC 3339 with an offset")
+
+
+def check_notify_url(body: Mapping[str, Any], *, allow_loopback: bool) -> None:
+    """A `notify_url` in `body` (checked against its spec already) must be https to a public
+    host (reference §3.1, §5): no localhost, loopback, RFC 1918, link-local or other non-global
+    address. `allow_loopback` lets http or https to localhost, 127.0.0.0/8 and ::1 through.
+
+    Raises:
+        ApiError: 400 PARAM_ERROR on /notify_url.
+    """
+    url = body.get("notify_url")
+    if url is None:
+        return
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 literal
+        raise param_error(
+            "/notify_url", url, "格式错误 does not match the required format"
+        ) from exc
+    host = parts.hostname or ""
+    loopback = host == "localhost" or host.endswith(".localhost")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        public = not loopback  # a name: WeChat resolves it, the sandbox does not
+    else:
+        loopback, public = address.is_loopback, address.is_global
+    if allow_loopback and loopback:
+        return
+    if parts.scheme != "https":
+        raise param_error("/notify_url", url, "必须使用https协议 must be an https URL")
+    if not public:
+        raise param_error("/notify_url", url, "不能是本机或内网地址 must be a public host")
 
 
 def _amount() -> Obj:
@@ -275,8 +313,23 @@ CODEPAY = Obj(
 CLOSE = Obj({"mchid": Str(32, required=True)})
 REVERSE = Obj({"appid": Str(32, required=True), "mchid": Str(32, required=True)})
 
-# reference §3.7; `from`, `goods_detail` and `funds_account` are not accepted (a terminal never
-# sends them), so they get the unknown-field answer
+# reference §3.7; the sum rule of amount.from is refunds.py's
+_REFUND_FROM = Obj(
+    {
+        "account": Str(16, required=True, pattern=re.compile(r"^(AVAILABLE|UNAVAILABLE)\Z")),
+        "amount": Int(1, required=True),
+    }
+)
+_REFUND_GOODS = Obj(
+    {
+        "merchant_goods_id": Str(32, required=True),
+        "wechatpay_goods_id": Str(32),
+        "goods_name": Str(256),
+        "unit_price": Int(0, required=True),
+        "refund_amount": Int(0, required=True),
+        "refund_quantity": Int(1, required=True),
+    }
+)
 REFUND = Obj(
     {
         "transaction_id": Str(32, pattern=re.compile(r"^\d{1,32}\Z")),
@@ -284,14 +337,17 @@ REFUND = Obj(
         "out_refund_no": Str(64, required=True, pattern=OUT_REFUND_NO),
         "reason": Str(80),
         "notify_url": Str(256, pattern=_NOTIFY_URL),
+        "funds_account": Str(16, pattern=re.compile(r"^AVAILABLE\Z")),
         "amount": Obj(
             {
                 "refund": Int(1, required=True),
+                "from": List(_REFUND_FROM, 2),  # one entry per account at most
                 "total": Int(1, required=True),
                 "currency": Str(16, required=True, pattern=_CNY),
             },
             required=True,
         ),
+        "goods_detail": List(_REFUND_GOODS, 6000),
     },
     any_of=("transaction_id", "out_trade_no"),
 )

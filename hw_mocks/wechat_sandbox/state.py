@@ -53,8 +53,10 @@ class OrderBook:
         store: OrderStore | None = None,
         refund_interval_s: float = 60.0,
         refund_delay_s: float = 2.0,
+        allow_loopback_notify: bool = False,
     ) -> None:
-        """Load the store's orders, codes and clock offset when one is given.
+        """Load the store's orders, codes and clock offset when one is given;
+        `allow_loopback_notify` takes http notify_urls on loopback (schema.check_notify_url).
 
         Raises:
             ValueError: the store holds records this version cannot read, or a refund
@@ -62,6 +64,7 @@ class OrderBook:
         """
         self._appid, self._mchid = appid, mchid
         self._userpaying_s = userpaying_s
+        self._allow_loopback_notify = allow_loopback_notify
         self._refunds = refunds.RefundDesk(interval_s=refund_interval_s, delay_s=refund_delay_s)
         self._store = store
         self._lock = threading.Lock()
@@ -85,6 +88,7 @@ class OrderBook:
 
     def create_native(self, body: dict[str, Any]) -> dict[str, Any]:
         schema.check(schema.NATIVE, body)
+        schema.check_notify_url(body, allow_loopback=self._allow_loopback_notify)
         self._check_appid(body)
         with self._txn():
             now = self.clock()
@@ -195,6 +199,7 @@ class OrderBook:
     def create_refund(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v3/refund/domestic/refunds (reference §3.7): the Refund object."""
         schema.check(schema.REFUND, body)
+        schema.check_notify_url(body, allow_loopback=self._allow_loopback_notify)
         with self._txn():
             now = self.clock()
             return self._refunds.create(

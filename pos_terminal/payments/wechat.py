@@ -130,6 +130,9 @@ class WeChatCredentials:
 def load_merchant_json(path: Path) -> WeChatCredentials:
     """Read a `merchant.json` (as the sandbox writes it); key paths are relative to its folder.
 
+    Other keys are not ours: `key_modes`, and a switching merchant's `platform_certificate` and
+    its serial (the client names the public key, and loads certificates when an answer needs one).
+
     Raises:
         WeChatPayError: the file or a key file is missing, unreadable or malformed.
     """
