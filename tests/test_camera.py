@@ -102,6 +102,74 @@ async def test_a_micro_qr_in_view_does_not_stop_the_camera() -> None:
     assert posted == [CodeScanned(qr_code), CodeScanned(bar_code)]
 
 
+class Notices(list[tuple[str, str]]):
+    """The notice callback, called from the camera's threads."""
+
+    def __call__(self, device: str, message: str) -> None:
+        self.append((device, message))
+
+
+class FlakyCamera(MockCamera):
+    """A camera whose driver raises once mid-stream (as cv2 does on a USB hiccup), then works."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        super().__init__(frames, frame_interval_s=0.03)
+        self.raised = False
+
+    def read(self) -> np.ndarray | None:
+        if self.reads == 2 and not self.raised:
+            self.raised = True
+            raise cv2.error("VIDIOC_DQBUF: Input/output error")
+        return super().read()
+
+
+async def test_a_capture_thread_that_raises_is_reported_and_restarted() -> None:
+    first, second = payment_code(9), payment_code(10)
+    camera = FlakyCamera([qr_frame(first)] * 2 + [qr_frame(second)] * 5)
+    posted: list[Event] = []
+    notices = Notices()
+    scanner = CameraScanner(CameraConfig(), camera)
+    await scanner.open(posted.append, notices)
+    wait_for(lambda: len(posted) == 2, timeout_s=20.0)
+    wait_for(lambda: len(notices) == 2)  # and fine again once it ran a while
+    await scanner.close()
+    assert posted == [CodeScanned(first), CodeScanned(second)]
+    [(device, trouble), fine] = notices
+    assert device == "camera capture" and "error" in trouble
+    assert fine == ("camera capture", "")
+
+
+class BrokenOnceDecoder:
+    """zxing-cpp behind a decoder that raises on its first frame, like the Micro QR KeyError."""
+
+    name = "broken-once"
+
+    def __init__(self) -> None:
+        self._real = build_decoder("zxing")
+        self.calls = 0
+
+    def decode(self, grey: Grey) -> list[Decoded]:
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyError("BarcodeFormat.MicroQRCode")
+        return self._real.decode(grey)
+
+
+async def test_a_decode_thread_that_raises_is_reported_and_restarted() -> None:
+    qr_code, bar_code = payment_code(11), payment_code(12)
+    frames = [qr_frame(qr_code)] * 30 + [frame(render_code128(bar_code, 3))] * 10
+    camera = MockCamera(frames, frame_interval_s=0.03)
+    posted: list[Event] = []
+    notices = Notices()
+    scanner = CameraScanner(CameraConfig(), camera, decoder=BrokenOnceDecoder())
+    await scanner.open(posted.append, notices)
+    wait_for(lambda: len(posted) == 2, timeout_s=20.0)
+    wait_for(lambda: len(notices) == 2)
+    await scanner.close()
+    assert posted == [CodeScanned(qr_code), CodeScanned(bar_code)]
+    assert [(d, bool(m)) for d, m in notices] == [("camera decode", True), ("camera decode", False)]
+
+
 class SlowDecoder:
     name = "slow"
 
