@@ -4,6 +4,7 @@ another, each payment code delivered once as a CodeScanned event.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter
+from pos_terminal.supervision import Notice, Restart, worker_thread
 
 if TYPE_CHECKING:  # numpy and the decoders (OpenCV) load when a camera opens, not with config
     import numpy.typing as npt
@@ -25,6 +27,7 @@ if TYPE_CHECKING:  # numpy and the decoders (OpenCV) load when a camera opens, n
 log = logging.getLogger(__name__)
 
 MAX_MISSES = 100  # consecutive failed reads (about 1 s) before the camera is reopened
+RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # a capture or decode thread that raised
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class CameraScanner:
         self._threads: list[threading.Thread] = []
         self.stats = CameraStats()
 
-    async def open(self, post: Post) -> None:
+    async def open(self, post: Post, notice: Notice | None = None) -> None:
         """Raises DeviceError (camera missing, pyzbar without libzbar)."""
         from drivers.decoders import build_decoder
 
@@ -132,11 +135,16 @@ class CameraScanner:
         )
         self._source.open()
         self._stop.clear()
+        decode = functools.partial(self._decode_loop, decoder, post)
         self._threads = [
-            threading.Thread(target=self._capture_loop, name="camera-capture", daemon=True),
-            threading.Thread(
-                target=self._decode_loop, args=(decoder, post), name="camera-decode", daemon=True
+            worker_thread(
+                "camera capture",
+                self._capture_loop,
+                stop=self._stop,
+                notice=notice,
+                restart=RESTART,
             ),
+            worker_thread("camera decode", decode, stop=self._stop, notice=notice, restart=RESTART),
         ]
         for thread in self._threads:
             thread.start()

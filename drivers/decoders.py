@@ -5,7 +5,7 @@ restricted to QR and Code 128, plus the preprocessing ladder tried when a frame 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -22,10 +22,29 @@ DecoderName = Literal["zxing", "pyzbar"]
 DECODERS: tuple[DecoderName, ...] = ("zxing", "pyzbar")
 
 
+Symbology = Literal["qr", "code128"]
+# Asked for QR, zxing-cpp also returns Micro QR and rMQR (its QR family); neither is ever a
+# payment or receipt code, so only these format names count (QRCodeModel2: zxing-cpp 3's name
+# for a plain QR when it tells the model apart).
+_ZXING_KINDS: dict[str, Symbology] = {"QRCode": "qr", "QRCodeModel2": "qr", "Code128": "code128"}
+_ZBAR_KINDS: dict[str, Symbology] = {"QRCODE": "qr", "CODE128": "code128"}
+
+
 @dataclass(frozen=True)
 class Decoded:
     text: str
-    symbology: Literal["qr", "code128"]
+    symbology: Symbology
+
+
+def _keep(found: Iterable[tuple[str, Symbology | None, object]]) -> list[Decoded]:
+    """The codes of the formats we read; any other symbol a library reports is dropped."""
+    kept = []
+    for text, kind, fmt in found:
+        if kind is None:
+            log.debug("ignored a %s symbol: not QR or Code 128", fmt)
+        else:
+            kept.append(Decoded(text, kind))
+    return kept
 
 
 class CodeDecoder(Protocol):
@@ -46,16 +65,12 @@ class ZxingDecoder:
         self._zx = zxingcpp
         self._formats = [zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Code128]
         self._binarizer = getattr(zxingcpp.Binarizer, binarizer)
-        self._kinds = {
-            zxingcpp.BarcodeFormat.QRCode: "qr",
-            zxingcpp.BarcodeFormat.Code128: "code128",
-        }
 
     def decode(self, grey: Grey) -> list[Decoded]:
         found = self._zx.read_barcodes(
             grey, formats=self._formats, try_rotate=False, binarizer=self._binarizer
         )
-        return [Decoded(b.text, self._kinds[b.format]) for b in found if b.valid]  # type: ignore[arg-type]
+        return _keep((b.text, _ZXING_KINDS.get(b.format.name), b.format) for b in found if b.valid)
 
 
 class ZbarDecoder:
@@ -77,10 +92,9 @@ class ZbarDecoder:
 
     def decode(self, grey: Grey) -> list[Decoded]:
         found = self._zbar.decode(np.ascontiguousarray(grey), symbols=self._symbols)
-        return [
-            Decoded(r.data.decode("utf-8", "replace"), "qr" if r.type == "QRCODE" else "code128")
-            for r in found
-        ]
+        return _keep(
+            (r.data.decode("utf-8", "replace"), _ZBAR_KINDS.get(r.type), r.type) for r in found
+        )
 
 
 def make_decoder(name: str) -> CodeDecoder:

@@ -9,6 +9,7 @@ from drivers.hid_scanner import EvdevReader
 from pos_terminal.config_schema import bounds
 from pos_terminal.devices import Post
 from pos_terminal.machine import Key, KeyPressed
+from pos_terminal.supervision import Notice
 
 # What each decoded key means to the sale. NumLock off turns KP keys into navigation names;
 # `ignore_numlock` keeps digits digits whatever the lock says (cashiers cannot see its LED).
@@ -49,9 +50,9 @@ class HidKeypad:
         self._post: Post | None = None
         self._reader = EvdevReader(config.device, config.reconnect_s, self.feed)
 
-    async def open(self, post: Post) -> None:
+    async def open(self, post: Post, notice: Notice | None = None) -> None:
         self._post = post
-        await self._reader.start()
+        await self._reader.start(notice)
 
     async def close(self) -> None:
         await self._reader.stop()

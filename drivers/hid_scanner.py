@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -20,8 +21,11 @@ from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter
+from pos_terminal.supervision import Notice, Restart, supervise_task
 
 log = logging.getLogger(__name__)
+
+RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # the reading task raised
 
 
 @dataclass(frozen=True)
@@ -68,19 +72,26 @@ def open_grabbed(evdev: ModuleType, path: str) -> Any:
 
 
 class EvdevReader:
-    """Reads a grabbed evdev device on the event loop; reopens it after an unplug."""
+    """Reads a grabbed evdev device on the event loop; reopens it after an unplug, and after
+    the reading task raised (supervised)."""
 
     def __init__(self, path: str, reconnect_s: float, on_event: Callable[[RawEvent], None]) -> None:
         self._path = path
         self._reconnect_s = reconnect_s
         self._on_event = on_event
         self._task: asyncio.Task[None] | None = None
+        self._opened: Any = None  # the device `start` opened, until the reading task takes it
 
-    async def start(self) -> None:
+    async def start(self, notice: Notice | None) -> None:
         """Raises DeviceError when evdev is missing or the first open fails."""
         evdev = import_evdev()
-        device = open_grabbed(evdev, self._path)
-        self._task = asyncio.create_task(self._run(evdev, device), name=f"evdev {self._path}")
+        self._opened = open_grabbed(evdev, self._path)
+        self._task = asyncio.create_task(
+            supervise_task(
+                self._path, functools.partial(self._run, evdev), notice=notice, restart=RESTART
+            ),
+            name=f"evdev {self._path}",
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -88,9 +99,15 @@ class EvdevReader:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._opened is not None:  # stopped before the reading task began
+            self._opened.close()
+            self._opened = None
 
-    async def _run(self, evdev: ModuleType, device: Any) -> None:
+    async def _run(self, evdev: ModuleType) -> None:
+        device, self._opened = self._opened, None
         while True:
+            if device is None:  # unplugged, or a restart after the task raised
+                device = await self._reopen(evdev)
             try:
                 async for event in device.async_read_loop():
                     self._on_event(event)
@@ -101,7 +118,7 @@ class EvdevReader:
             finally:
                 with contextlib.suppress(OSError):
                     device.close()
-            device = await self._reopen(evdev)
+            device = None
 
     async def _reopen(self, evdev: ModuleType) -> Any:
         while True:
@@ -127,9 +144,9 @@ class HidScanner:
         self._post: Post | None = None
         self._reader = EvdevReader(config.device, config.reconnect_s, self.feed)
 
-    async def open(self, post: Post) -> None:
+    async def open(self, post: Post, notice: Notice | None = None) -> None:
         self._post = post
-        await self._reader.start()
+        await self._reader.start(notice)
 
     async def close(self) -> None:
         await self._reader.stop()

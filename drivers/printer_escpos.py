@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pos_terminal.config_schema import bounds
 from pos_terminal.errors import DeviceError
+from pos_terminal.supervision import Notice, Restart, supervise_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DLE_EOT_PAPER = b"\x10\x04\x04"  # DLE EOT 4: transmit roll paper sensor status
 _T = TypeVar("_T")
+RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # the reconnect loop raised
 
 
 class PaperStatus(Enum):
@@ -128,6 +130,7 @@ class EscposPrinter:
         self._executor: ThreadPoolExecutor | None = None
         self._device: Escpos | None = None
         self._reconnect: asyncio.Task[None] | None = None
+        self._notice: Notice | None = None
         # one link at a time: a job arriving while the reconnect loop is opening waits for it
         self._connect_lock = asyncio.Lock()
 
@@ -135,13 +138,14 @@ class EscposPrinter:
     def connected(self) -> bool:
         return self._device is not None
 
-    async def open(self) -> None:
+    async def open(self, notice: Notice | None = None) -> None:
         """Start the worker and connect; an absent printer is retried in the background.
 
         Raises:
             DeviceError: the connection's Python package is missing (a set-up error).
         """
         make_connector(self.config)  # fail now on a missing library, not on every retry
+        self._notice = notice
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="printer-escpos")
         self._connect_lock = asyncio.Lock()  # fresh for this event loop
         try:
@@ -249,7 +253,11 @@ class EscposPrinter:
 
     def _start_reconnect(self) -> None:
         if self._executor is not None and (self._reconnect is None or self._reconnect.done()):
-            self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
+            self._reconnect = asyncio.get_running_loop().create_task(
+                supervise_task(
+                    self.label, self._reconnect_loop, notice=self._notice, restart=RESTART
+                )
+            )
 
     async def _reconnect_loop(self) -> None:
         delay = self.config.reconnect_min_s

@@ -4,6 +4,7 @@ the port is reopened after the scanner is unplugged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -15,11 +16,13 @@ from pos_terminal.config_schema import bounds
 from pos_terminal.devices import Post
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter
+from pos_terminal.supervision import Notice, Restart, worker_thread
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}
 MAX_LINE = 512
+RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # the worker thread raised
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,14 @@ class SerialScanner:
         self.connected = threading.Event()
         self.connects = 0
 
-    async def open(self, post: Post) -> None:
+    async def open(self, post: Post, notice: Notice | None = None) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(post,), name="serial-scanner", daemon=True
+        self._thread = worker_thread(
+            "serial scanner",
+            functools.partial(self._run, post),
+            stop=self._stop,
+            notice=notice,
+            restart=RESTART,
         )
         self._thread.start()
 

@@ -31,6 +31,15 @@ def render_qr(text: str, module_px: int) -> Image:
     return _pixels(modules, module_px, module_px)
 
 
+def render_micro_qr(text: str, module_px: int) -> Image:
+    """A Micro QR symbol (ISO 18004) with its 2-module quiet zone: not a payment code, but
+    zxing-cpp reports it when asked for QR codes."""
+    import segno
+
+    matrix = np.array(segno.make_micro(text).matrix, dtype=np.uint8)
+    return _pixels(np.pad(matrix, 2), module_px, module_px)
+
+
 def render_code128(text: str, module_px: int, height_px: int = 0) -> Image:
     """A Code 128 symbol with a 10-module quiet zone; height defaults to 15% of its width."""
     import barcode

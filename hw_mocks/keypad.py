@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pos_terminal.devices import Post
 from pos_terminal.machine import KeyPressed
+from pos_terminal.supervision import Notice
 
 
 class MockKeypad:
     def __init__(self) -> None:
         self._post: Post | None = None
 
-    async def open(self, post: Post) -> None:
+    async def open(self, post: Post, notice: Notice | None = None) -> None:
+        """Nothing runs in the background, so there is nothing for `notice` to hear."""
         self._post = post
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from drivers.printer_escpos import PaperStatus
 from hw_mocks.escpos_decode import DecodedReceipt, decode, render_text
 from hw_mocks.receipt_png import ReceiptPainter
 from pos_terminal.errors import DeviceError
+from pos_terminal.supervision import Notice
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 120
@@ -53,7 +54,8 @@ class MockPrinter:
         self._painter: ReceiptPainter | None = None
         self._open = False
 
-    async def open(self) -> None:
+    async def open(self, notice: Notice | None = None) -> None:
+        """Nothing runs in the background, so there is nothing for `notice` to hear."""
         await asyncio.to_thread(self.out_dir.mkdir, parents=True, exist_ok=True)
         self._open = True
 

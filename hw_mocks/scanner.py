@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from pos_terminal.devices import Post
 from pos_terminal.machine import CodeScanned
+from pos_terminal.supervision import Notice
 
 
 class MockScanner:
@@ -16,7 +17,8 @@ class MockScanner:
         self._post: Post | None = None
         self.scanned: list[str] = []
 
-    async def open(self, post: Post) -> None:
+    async def open(self, post: Post, notice: Notice | None = None) -> None:
+        """Nothing runs in the background, so there is nothing for `notice` to hear."""
         self._post = post
 
     async def close(self) -> None:

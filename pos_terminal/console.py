@@ -87,6 +87,8 @@ def compose(view: View, status: str) -> str:
         state += f" · {view.state.notice}"
     if view.state.printer_notice:
         state += f" · 打印机需要处理 Printer needs attention: {view.state.printer_notice}"
+    for device, message in view.state.device_notices:
+        state += f" · 设备 {device}: {message}"
     return "\n".join([state, *body, "", *HELP, status])
 
 

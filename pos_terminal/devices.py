@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from drivers.printer_escpos import PaperStatus
 from pos_terminal.machine import Event, Screen
+from pos_terminal.supervision import Notice
 
 if TYPE_CHECKING:  # config imports the drivers' settings, and the drivers import this module
     from pos_terminal.config import DevicesConfig, KeypadConfig, PrinterConfig, ScannerConfig
@@ -17,9 +18,12 @@ Post = Callable[[Event], None]
 
 
 class InputDevice(Protocol):
-    """Keypad, scanner, card reader: turns what it reads into events for the runtime."""
+    """Keypad, scanner, card reader: turns what it reads into events for the runtime.
 
-    async def open(self, post: Post) -> None: ...
+    A device with worker threads or tasks reports their failures through `notice`.
+    """
+
+    async def open(self, post: Post, notice: Notice | None = None) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -35,7 +39,8 @@ class Display(Protocol):
 
 
 class ReceiptPrinter(Protocol):
-    async def open(self) -> None: ...
+    async def open(self, notice: Notice | None = None) -> None:
+        """`notice` hears about failures of the driver's background work."""
 
     async def close(self) -> None: ...
 

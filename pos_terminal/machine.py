@@ -164,6 +164,15 @@ class PrinterChanged:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class DeviceNotice:
+    """A device's worker (or a background task) failed and restarts, or with an empty message
+    works again; news in every phase, like PrinterChanged."""
+
+    device: str
+    message: str = ""
+
+
 Event = (
     KeyPressed
     | CodeScanned
@@ -181,6 +190,7 @@ Event = (
     | OrderFound
     | OrderNotFound
     | RefundFinished
+    | DeviceNotice
 )
 
 # ---------------------------------------------------------------------------- effects
@@ -280,6 +290,7 @@ class State:
     notice: str = ""  # one line for the cashier (declined reason, refused scan ...)
     last_sale: ApprovedSale | None = None
     printer_notice: str = ""  # why the printer needs attention; empty when it is fine
+    device_notices: tuple[tuple[str, str], ...] = ()  # (device, trouble) for each one in trouble
     code_rules: CodeRules = DEFAULT_RULES  # which scans are payment codes (from config)
     supervisor_pin_sha256: str = ""  # from config; empty: refunds are off
     entry: str = ""  # digits typed for the PIN or the order number
@@ -742,6 +753,10 @@ def step(state: State, event: Event) -> Outcome:
     """Advance the sale by one event. Events with no rule in the current phase are ignored."""
     if isinstance(event, PrinterChanged):
         return replace(state, printer_notice="" if event.ok else event.message), []
+    if isinstance(event, DeviceNotice):
+        others = tuple(n for n in state.device_notices if n[0] != event.device)
+        notices = (*others, (event.device, event.message)) if event.message else others
+        return replace(state, device_notices=notices), []
     rule = _BY_TRIGGER.get((state.phase, trigger_of(event)))
     if rule is None:
         return state, []

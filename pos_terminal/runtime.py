@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pos_terminal import machine as m
@@ -23,6 +23,7 @@ from pos_terminal.payments.wechat_flow import WeChatPayments
 from pos_terminal.payments.wechat_refund import WeChatRefunds
 from pos_terminal.printing import ReceiptDesk
 from pos_terminal.recovery import recover
+from pos_terminal.supervision import Restart, supervise_task
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,12 @@ class Runtime:
             raise RuntimeError("the runtime is not running")
         loop.call_soon_threadsafe(self._events.put_nowait, event)
 
+    def notice(self, device: str, message: str) -> None:
+        """A device's (or background task's) trouble for the screen, "" once it is fine again.
+        Safe from any thread; dropped once the runtime has stopped (a worker outliving close)."""
+        if self._loop is not None:
+            self.post(m.DeviceNotice(device, message))
+
     @property
     def receipt_lines(self) -> tuple[str, ...]:
         return self.desk.lines
@@ -99,13 +106,15 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         d = self.devices
         await d.display.open()
-        await d.printer.open()
-        await d.keypad.open(self.post)
-        await d.scanner.open(self.post)
+        await d.printer.open(self.notice)
+        await d.keypad.open(self.post, self.notice)
+        await d.scanner.open(self.post, self.notice)
         self._apply(m.Show(self.screen))
         try:
             self._spawn(self._recover())
-            self._spawn(self.desk.watch())
+            self._keep_running(
+                "printer watch", self.desk.watch, self.config.devices.printer.check_interval_s
+            )
             stopper = asyncio.create_task(self._stop.wait())
             while not self._stop.is_set():
                 getter = asyncio.create_task(self._events.get())
@@ -244,9 +253,19 @@ class Runtime:
             )
             return
         self.post(m.RecoveryDone(recovered.resolved, recovered.attention))
-        self._spawn(self.refunds.watch())
+        self._keep_running(
+            "refund follow-up", self.refunds.watch, self.config.payment.refund_follow_s
+        )
         self.ready.set()
         log.info("ready (%d payment(s) resolved at start)", recovered.resolved)
+
+    def _keep_running(
+        self, name: str, start: Callable[[], Awaitable[None]], period_s: float
+    ) -> None:
+        """Spawn a task meant to run until shutdown, doing a round every `period_s`; if it raises
+        it is logged, shown as a notice and started again, and is fine again after three rounds."""
+        restart = Restart(first_s=0.5, max_s=30.0, healthy_s=3 * period_s)
+        self._spawn(supervise_task(name, start, notice=self.notice, restart=restart))
 
     def _spawn(self, coro: object) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]

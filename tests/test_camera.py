@@ -13,7 +13,16 @@ import pytest
 
 from drivers.camera import CameraConfig, CameraScanner
 from drivers.decoders import Decoded, Grey, build_decoder
-from hw_mocks.camera import Distortion, MockCamera, empty_frame, frame, payment_code, render_qr
+from hw_mocks.camera import (
+    Distortion,
+    MockCamera,
+    empty_frame,
+    frame,
+    payment_code,
+    render_code128,
+    render_micro_qr,
+    render_qr,
+)
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned, Event
 from pos_terminal.payments.codes import RepeatFilter
@@ -77,6 +86,88 @@ async def test_two_different_codes_are_both_delivered() -> None:
     wait_for(lambda: len(posted) == 2)
     await scanner.close()
     assert posted == [CodeScanned(first), CodeScanned(second)]
+
+
+async def test_a_micro_qr_in_view_does_not_stop_the_camera() -> None:
+    qr_code, bar_code = payment_code(7), payment_code(8)
+    micro = frame(render_micro_qr("12345", 8))
+    # each frame shown a while: a busy decoder skips frames, so one copy could go unseen
+    frames = [micro] * 5 + [qr_frame(qr_code)] * 5 + [frame(render_code128(bar_code, 3))] * 5
+    camera = MockCamera(frames, frame_interval_s=0.03)
+    posted: list[Event] = []
+    scanner = CameraScanner(CameraConfig(), camera, decoder=build_decoder("zxing"))
+    await scanner.open(posted.append)
+    wait_for(lambda: len(posted) == 2, timeout_s=20.0)
+    await scanner.close()
+    assert posted == [CodeScanned(qr_code), CodeScanned(bar_code)]
+
+
+class Notices(list[tuple[str, str]]):
+    """The notice callback, called from the camera's threads."""
+
+    def __call__(self, device: str, message: str) -> None:
+        self.append((device, message))
+
+
+class FlakyCamera(MockCamera):
+    """A camera whose driver raises once mid-stream (as cv2 does on a USB hiccup), then works."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        super().__init__(frames, frame_interval_s=0.03)
+        self.raised = False
+
+    def read(self) -> np.ndarray | None:
+        if self.reads == 2 and not self.raised:
+            self.raised = True
+            raise cv2.error("VIDIOC_DQBUF: Input/output error")
+        return super().read()
+
+
+async def test_a_capture_thread_that_raises_is_reported_and_restarted() -> None:
+    first, second = payment_code(9), payment_code(10)
+    camera = FlakyCamera([qr_frame(first)] * 2 + [qr_frame(second)] * 5)
+    posted: list[Event] = []
+    notices = Notices()
+    scanner = CameraScanner(CameraConfig(), camera)
+    await scanner.open(posted.append, notices)
+    wait_for(lambda: len(posted) == 2, timeout_s=20.0)
+    wait_for(lambda: len(notices) == 2)  # and fine again once it ran a while
+    await scanner.close()
+    assert posted == [CodeScanned(first), CodeScanned(second)]
+    [(device, trouble), fine] = notices
+    assert device == "camera capture" and "error" in trouble
+    assert fine == ("camera capture", "")
+
+
+class BrokenOnceDecoder:
+    """zxing-cpp behind a decoder that raises on its first frame, like the Micro QR KeyError."""
+
+    name = "broken-once"
+
+    def __init__(self) -> None:
+        self._real = build_decoder("zxing")
+        self.calls = 0
+
+    def decode(self, grey: Grey) -> list[Decoded]:
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyError("BarcodeFormat.MicroQRCode")
+        return self._real.decode(grey)
+
+
+async def test_a_decode_thread_that_raises_is_reported_and_restarted() -> None:
+    qr_code, bar_code = payment_code(11), payment_code(12)
+    frames = [qr_frame(qr_code)] * 30 + [frame(render_code128(bar_code, 3))] * 10
+    camera = MockCamera(frames, frame_interval_s=0.03)
+    posted: list[Event] = []
+    notices = Notices()
+    scanner = CameraScanner(CameraConfig(), camera, decoder=BrokenOnceDecoder())
+    await scanner.open(posted.append, notices)
+    wait_for(lambda: len(posted) == 2, timeout_s=20.0)
+    wait_for(lambda: len(notices) == 2)
+    await scanner.close()
+    assert posted == [CodeScanned(qr_code), CodeScanned(bar_code)]
+    assert [(d, bool(m)) for d, m in notices] == [("camera decode", True), ("camera decode", False)]
 
 
 class SlowDecoder:

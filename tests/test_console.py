@@ -38,6 +38,12 @@ def test_the_frame_shows_state_display_receipt_and_help() -> None:
     assert "Esc cancel" in frame and "pay slowly" in frame
 
 
+def test_the_frame_shows_each_device_in_trouble() -> None:
+    state = State(phase=Phase.IDLE, device_notices=(("camera decode", "failed (KeyError)"),))
+    frame = compose(View(state, Screen("欢迎光临 Welcome"), ()), "")
+    assert "camera decode: failed (KeyError)" in frame.splitlines()[0]
+
+
 def test_screen_lines_include_the_qr_only_when_present() -> None:
     assert len(screen_lines(Screen("x"))) == 1
     assert len(screen_lines(Screen("x", qr="weixin://wxpay/bizpayurl?pr=abc"))) > 10

@@ -15,7 +15,15 @@ from drivers.decoders import (
     make_decoder,
     to_grey,
 )
-from hw_mocks.camera import Distortion, empty_frame, frame, payment_code, render_code128, render_qr
+from hw_mocks.camera import (
+    Distortion,
+    empty_frame,
+    frame,
+    payment_code,
+    render_code128,
+    render_micro_qr,
+    render_qr,
+)
 from pos_terminal.errors import ConfigError, DeviceError
 
 
@@ -83,6 +91,37 @@ def test_other_symbologies_are_not_decoded() -> None:
     ean = zxingcpp.write_barcode_to_image(zxingcpp.create_barcode("4006381333931", zxingcpp.EAN13))
     grey = np.pad(np.asarray(ean, dtype=np.uint8), 40, constant_values=255)
     assert build_decoder("zxing").decode(grey) == []
+
+
+def side_by_side(*symbols: np.ndarray, gap_px: int = 40) -> np.ndarray:
+    """Symbols in one row on white, top-aligned: two codes in view at once."""
+    height = max(s.shape[0] for s in symbols)
+    white = np.full((height, gap_px), 255, np.uint8)
+    row: list[np.ndarray] = []
+    for symbol in symbols:
+        padded = np.pad(symbol, ((0, height - symbol.shape[0]), (0, 0)), constant_values=255)
+        row += [padded, white]
+    return np.hstack(row[:-1])
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_micro_qr_in_view_is_ignored_not_a_crash(decoder: str) -> None:
+    image = frame(render_micro_qr("12345", 8))
+    assert build_decoder(decoder).decode(image) == []
+
+
+def test_a_micro_qr_beside_a_payment_code_leaves_only_the_payment_code() -> None:
+    code = payment_code(7)
+    image = frame(side_by_side(render_micro_qr("12345", 6), render_qr(code, 4)), size=(800, 480))
+    assert [(d.text, d.symbology) for d in build_decoder("zxing").decode(image)] == [(code, "qr")]
+
+
+def test_an_rmqr_in_view_is_ignored_not_a_crash() -> None:
+    import zxingcpp
+
+    rmqr = zxingcpp.create_barcode("12345", zxingcpp.BarcodeFormat.RMQRCode)
+    grey = np.asarray(zxingcpp.write_barcode_to_image(rmqr, scale=6), dtype=np.uint8)
+    assert build_decoder("zxing").decode(np.pad(grey, 40, constant_values=255)) == []
 
 
 @pytest.mark.parametrize(

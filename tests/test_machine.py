@@ -212,6 +212,25 @@ def test_printer_news_only_sets_the_notice_in_every_phase(phase: Phase) -> None:
     assert m.step(broken, m.PrinterChanged(True)) == (state, [])
 
 
+@pytest.mark.parametrize("phase", list(Phase))
+def test_device_news_only_sets_that_devices_notice_in_every_phase(phase: Phase) -> None:
+    state = at(phase)
+    camera, _ = m.step(state, m.DeviceNotice("camera decode", "failed (KeyError); restarting"))
+    both, effects = m.step(camera, m.DeviceNotice("serial scanner", "failed (OSError)"))
+    assert effects == [] and both == replace(
+        state,
+        device_notices=(
+            ("camera decode", "failed (KeyError); restarting"),
+            ("serial scanner", "failed (OSError)"),
+        ),
+    )
+    again, _ = m.step(both, m.DeviceNotice("camera decode", "failed again"))
+    assert again.device_notices[-1] == ("camera decode", "failed again")
+    fine, _ = m.step(again, m.DeviceNotice("camera decode", ""))
+    assert fine.device_notices == (("serial scanner", "failed (OSError)"),)
+    assert m.step(fine, m.DeviceNotice("serial scanner")) == (state, [])
+
+
 @pytest.mark.parametrize("phase", [Phase.IDLE, Phase.APPROVED])
 def test_reprint_asks_for_the_last_receipt_again(phase: Phase) -> None:
     assert m.step(at(phase), key(Key.REPRINT)) == (at(phase), [m.Reprint()])

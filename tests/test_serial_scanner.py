@@ -84,6 +84,32 @@ async def test_the_scanner_is_reopened_after_it_is_unplugged(pty: Pty, tmp_path:
     assert posted == [CodeScanned("111111111111111111"), CodeScanned("122222222222222222")]
 
 
+async def test_a_worker_that_raises_is_reported_restarted_and_reads_on(pty: Pty) -> None:
+    posted: list[Event] = []
+    notices: list[tuple[str, str]] = []
+
+    def post(event: Event) -> None:
+        if not posted:
+            posted.append(event)
+            raise RuntimeError("the runtime is not running")  # a bug anywhere past the port
+        posted.append(event)
+
+    scanner = SerialScanner(SerialScannerConfig(port=str(pty.link)))
+    await scanner.open(post, lambda device, message: notices.append((device, message)))
+    assert scanner.connected.wait(2.0)
+    pty.write(b"111111111111111111\r")
+    wait_for(lambda: notices != [])
+    wait_for(lambda: scanner.connects == 2)
+    pty.write(b"122222222222222222\r")
+    wait_for(lambda: len(posted) == 2)
+    wait_for(lambda: len(notices) == 2)
+    await scanner.close()
+    assert posted == [CodeScanned("111111111111111111"), CodeScanned("122222222222222222")]
+    [(device, trouble), fine] = notices
+    assert device == "serial scanner" and "RuntimeError" in trouble
+    assert fine == ("serial scanner", "")
+
+
 async def test_a_missing_port_is_retried_until_the_scanner_appears(tmp_path: Path) -> None:
     link = tmp_path / "later"
     scanner = SerialScanner(SerialScannerConfig(port=str(link), reconnect_s=0.05))
