@@ -22,7 +22,7 @@ FAST_TIMINGS = """\
 payment:
   code_poll_interval_s: 0.1
   code_deadline_s: {deadline}
-  reverse_min_delay_s: 0.3
+  reverse_min_delay_s: {reverse_min_delay}
   qr_poll_interval_s: {qr_poll}
   qr_expiry_s: 30
   retry_backoff_s: 0.05
@@ -42,6 +42,7 @@ def flow_config(
     qr_poll: float = 0.1,
     userpaying_s: float = 0.5,
     primary_url: str | None = None,
+    reverse_min_delay: float = 0.3,
 ) -> Config:
     """Fast timings; the in-process sandbox, or an external one when `sandbox_url` is given
     (behind `primary_url` as the primary host when that is given too)."""
@@ -61,6 +62,9 @@ wechat:
   connect_timeout_s: 0.5
   read_timeout_s: 2
 """
+    timings = FAST_TIMINGS.format(
+        deadline=deadline, qr_poll=qr_poll, reverse_min_delay=reverse_min_delay
+    )
     text = f"""\
 merchant:
   name: 好邻居便利店（南京西路店）
@@ -75,7 +79,7 @@ journal:
   path: {tmp / "journal.sqlite"}
 staff:
   supervisor_pin_sha256: {PIN_1234}
-{wechat}{FAST_TIMINGS.format(deadline=deadline, qr_poll=qr_poll)}"""
+{wechat}{timings}"""
     return parse_config(text, "flow-test.yaml")
 
 

@@ -90,7 +90,9 @@ def garbage_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     server.shutdown()
 
 
-async def resolve_once(url: str, merchant_json: Path, tmp_path: Path) -> RowState:
+async def resolve_once(
+    url: str, merchant_json: Path, tmp_path: Path, timeout_s: float = 0.3
+) -> RowState:
     """Journal a Native sale left in doubt, resolve it against `url`, return its state."""
     journal = Journal(tmp_path / f"j{time.monotonic_ns()}.sqlite")
     worker = JournalWorker(journal)
@@ -112,7 +114,7 @@ async def resolve_once(url: str, merchant_json: Path, tmp_path: Path) -> RowStat
                 )
             )
             try:
-                await asyncio.wait_for(settler.resolve(row), 0.3)
+                await asyncio.wait_for(settler.resolve(row), timeout_s)
             except WeChatPayError:
                 pass  # typed: recovery retries later
             except TimeoutError:
@@ -186,4 +188,4 @@ def test_a_close_answered_orderpaid_is_approved_even_when_queries_fail_for_a_whi
         (200, json.dumps(paid).encode()),
     ]
     reply.status, reply.body, reply.signer = 500, error, "platform"
-    assert asyncio.run(resolve_once(url, merchant_json, tmp_path)) is RowState.APPROVED
+    assert asyncio.run(resolve_once(url, merchant_json, tmp_path, 5)) is RowState.APPROVED
