@@ -66,12 +66,16 @@ async def qr_sale(h: Harness, rng: random.Random, amount: int) -> None:
     await h.result()
 
 
+REVERSE_MIN_DELAY_S = 1.0  # above the longest late delivery of the crash test
+
+
 async def main(work: Path, sandbox_url: str, seed: int, recover_only: bool) -> None:
     config = flow_config(
         work,
         sandbox_url=sandbox_url,
         merchant_json=work / "sandbox" / "merchant.json",
         deadline=1.0,
+        reverse_min_delay=REVERSE_MIN_DELAY_S,
     )
     rng = random.Random(seed)
     async with running(config, sandbox_url=sandbox_url) as h:

@@ -3,7 +3,9 @@
 The sandbox runs in its own process; the terminal runs scripted sales in a child process
 (tests/crash_terminal.py). Each round kills the child at a random moment — sometimes while the
 sandbox holds answers back, so requests are in flight — then a second child only recovers, and
-the journal is checked against the sandbox. CRASH_ROUNDS=2000 runs a long campaign.
+the journal is checked against the sandbox. In other rounds the sandbox holds requests back
+before they take effect, so that a create, reverse or close sent by the killed child lands late,
+while the next one recovers. CRASH_ROUNDS=2000 runs a long campaign.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from tests.flow_harness import sandbox_process
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "25"))
+# the longest a request is held before it lands: below the terminal's reverse_min_delay_s
+# (crash_terminal.REVERSE_MIN_DELAY_S), the bound on time on the wire the policy relies on
+LATE_S = 0.6
+IN_DOUBT = ("PENDING", "QR_SHOWN", "REVERSING")
 
 # journal final state -> sandbox trade_state values it may stand beside
 MATCHES = {
@@ -139,11 +145,15 @@ def check_refunds(work: Path, orders: dict[str, dict[str, object]]) -> None:
 @pytest.mark.timeout(max(3600, ROUNDS * 10))  # a round takes about 2.5 s
 def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> None:
     rng = random.Random(20261126)
-    kills = in_flight = refunding = 0
+    kills = in_flight = refunding = late = 0
     with sandbox_process(tmp_path / "sandbox") as url:
         for round_no in range(ROUNDS):
-            slow = rng.random() < 0.4
-            _control(url, "/sandbox/faults", {"delay_s": rng.uniform(0.05, 0.4) if slow else 0})
+            fault = rng.random()
+            if fault < 0.3:  # answers held back: the child dies waiting for them
+                _control(url, "/sandbox/faults", {"delay_s": rng.uniform(0.05, 0.4)})
+            elif fault < 0.6:  # requests held back: they land after the child died
+                _control(url, "/sandbox/faults", {"hold_s": rng.uniform(0.05, LATE_S)})
+                late += 1
             child = _child(tmp_path, url, round_no)
             assert child.stdout is not None
             first = child.stdout.readline().strip()
@@ -153,7 +163,7 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
             kills += 1
-            in_flight += any(state in ("PENDING", "QR_SHOWN") for _, state, _ in _journal(tmp_path))
+            in_flight += any(state in IN_DOUBT for _, state, _ in _journal(tmp_path))
             refunding += _refund_in_doubt(tmp_path)
             _control(url, "/sandbox/faults", {})
             checker = _child(tmp_path, url, round_no, "--recover-only")
@@ -162,12 +172,12 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             rows = check_consistency(tmp_path, url)
             if (round_no + 1) % 100 == 0:
                 print(
-                    f"\nafter {kills} kills: {in_flight} in flight, {refunding} refunds in"
-                    f" doubt, {rows} payments checked",
+                    f"\nafter {kills} kills: {in_flight} in flight, {late} with requests"
+                    f" landing late, {refunding} refunds in doubt, {rows} payments checked",
                     flush=True,
                 )
     print(
-        f"\ncrash test: {kills} kills, {in_flight} with a payment in flight, "
-        f"{refunding} with a refund not yet sent or final, {rows} payments checked"
+        f"\ncrash test: {kills} kills, {in_flight} with a payment in flight, {late} with requests"
+        f" landing late, {refunding} with a refund not yet sent or final, {rows} payments checked"
     )
     assert in_flight > 0, "no kill landed while a payment was in flight: the test proved nothing"
