@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from drivers.printer_escpos import PaperStatus
 from pos_terminal.config import Config
@@ -45,8 +45,11 @@ class ReceiptDesk:
         printer: ReceiptPrinter,
         journal: JournalWorker,
         post: Callable[[Event], None],
+        tz: tzinfo,
     ) -> None:
+        """`tz` is the merchant's time zone: receipts show times as the merchant's clock does."""
         self.config = config
+        self.tz = tz
         self.printer = printer
         self.journal = journal
         self.post = post
@@ -89,7 +92,7 @@ class ReceiptDesk:
             merchant_name=merchant.name,
             store_id=merchant.store_id,
             terminal_id=merchant.terminal_id,
-            time=datetime.fromisoformat(refund.updated_at),
+            time=datetime.fromisoformat(refund.updated_at).astimezone(self.tz),
             method_label=METHOD_LABELS.get(sale.method, sale.method),
             refund_fen=refund.amount_fen,
             sale_amount_fen=refund.paid_fen,
@@ -159,7 +162,8 @@ class ReceiptDesk:
             merchant_name=merchant.name,
             store_id=merchant.store_id,
             terminal_id=merchant.terminal_id,
-            time=datetime.fromisoformat(row.updated_at),
+            # when WeChat says it was paid; rows approved before success_time was kept: updated
+            time=datetime.fromisoformat(row.success_time or row.updated_at).astimezone(self.tz),
             method_label=METHOD_LABELS.get(row.method, row.method),
             amount_fen=row.amount_fen,
             out_trade_no=row.out_trade_no,

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from pos_terminal import machine as m
 from pos_terminal.clock import Clock
@@ -70,7 +71,9 @@ class Runtime:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._attempts: dict[int, _Attempt] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.desk = ReceiptDesk(config, devices.printer, journal, self.post)
+        self.desk = ReceiptDesk(
+            config, devices.printer, journal, self.post, clock.now().tzinfo or UTC
+        )
 
     # ------------------------------------------------------------------ public
 

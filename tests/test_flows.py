@@ -6,6 +6,7 @@ import asyncio
 import socket
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from drivers.printer_escpos import PaperStatus
 from hw_mocks.customer import Wallet
@@ -57,6 +58,12 @@ def test_payment_code_paid_at_once(tmp_path: Path) -> None:
             assert row.state is RowState.APPROVED and row.method is Method.WECHAT_CODE
             assert row.masked_code == code[:4] + "*" * 10 + code[-4:]
             assert code not in "\n".join(h.printer.last.lines if h.printer.last else [])
+            # WeChat's success time, in the merchant's zone, dates the sale and its receipt
+            assert row.success_time is not None
+            paid = datetime.fromisoformat(row.success_time).astimezone(ZoneInfo("Asia/Shanghai"))
+            assert row.business_date == paid.date().isoformat()
+            assert h.printer.last is not None
+            assert any(paid.strftime("%Y-%m-%d %H:%M:%S") in line for line in h.printer.last.lines)
 
     asyncio.run(scenario())
 
