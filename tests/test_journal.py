@@ -111,3 +111,68 @@ def test_no_full_payment_code_is_stored(journal: Journal) -> None:
     begin(journal)
     dump = "\n".join(journal.db.iterdump())
     assert "134567890123456789" not in dump
+
+
+def test_a_journal_from_the_previous_version_gains_the_new_columns_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE payments (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, method TEXT NOT NULL,
+            amount_fen INTEGER NOT NULL, discount_fen INTEGER NOT NULL DEFAULT 0,
+            fee_fen INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,
+            out_trade_no TEXT NOT NULL UNIQUE, transaction_id TEXT, masked_code TEXT,
+            store_id TEXT NOT NULL, terminal_id TEXT NOT NULL, staff TEXT NOT NULL DEFAULT '',
+            business_date TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            printed INTEGER NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT ''
+        );
+        INSERT INTO payments (kind, method, amount_fen, state, out_trade_no, store_id,
+            terminal_id, business_date, created_at, updated_at)
+        VALUES ('sale', 'wechat_code', 500, 'APPROVED', 'T0001OLD', 'S1', 'T1', '2026-11-01',
+            '2026-11-01T10:00:00.000+08:00', '2026-11-01T10:00:01.000+08:00');
+        PRAGMA user_version=2;
+        """
+    )
+    db.close()
+    journal = Journal(path)
+    journal.open()
+    try:
+        [row] = journal.rows()
+        assert (row.out_trade_no, row.state, row.attention, row.success_time) == (
+            "T0001OLD",
+            RowState.APPROVED,
+            "",
+            None,
+        )
+        assert journal.db.execute("PRAGMA user_version").fetchone()[0] == 3
+    finally:
+        journal.close()
+
+
+def test_a_reversing_row_is_approved_only_when_flagged_for_a_supervisor(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.open()
+    now = datetime.now().astimezone()
+    try:
+        row = journal.begin_sale(
+            method=Method.WECHAT_CODE,
+            amount_fen=100,
+            out_trade_no="T0001REV",
+            masked_code=None,
+            store_id="S1",
+            terminal_id="T1",
+            now=now,
+        )
+        journal.transition(row.id, RowState.REVERSING, now=now)
+        with pytest.raises(JournalError, match="only when WeChat refused"):
+            journal.transition(row.id, RowState.APPROVED, now=now)  # a late SUCCESS
+        flagged = journal.transition(
+            row.id, RowState.APPROVED, now=now, attention="refund required: REVERSE_EXPIRE"
+        )
+        assert flagged.state is RowState.APPROVED
+        assert [r.out_trade_no for r in journal.needing_attention()] == ["T0001REV"]
+    finally:
+        journal.close()
