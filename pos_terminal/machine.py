@@ -154,6 +154,7 @@ class OrderNotFound:
 class RefundFinished:
     ok: bool  # accepted by WeChat (SUCCESS, or PROCESSING: the money is on its way)
     message: str
+    in_doubt: bool = False  # journaled, outcome not known yet: it is finished in the background
 
 
 @dataclass(frozen=True)
@@ -650,6 +651,8 @@ def _refund_confirmed(state: State, event: Event) -> Outcome:
 def _refund_finished(state: State, event: Event) -> Outcome:
     assert isinstance(event, RefundFinished)
     title = "退款已受理 Refund accepted" if event.ok else "退款失败 Refund failed"
+    if event.in_doubt:
+        title = "退款结果未知 Refund in doubt"
     new = replace(state, phase=Phase.REFUND_RESULT, notice=event.message, refund_order=None)
     return new, [
         Show(Screen(title, state.amount_fen, (event.message,))),

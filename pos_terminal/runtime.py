@@ -21,7 +21,7 @@ from pos_terminal.errors import PosError
 from pos_terminal.journal import Journal, JournalWorker
 from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.payments.wechat_flow import WeChatPayments
-from pos_terminal.payments.wechat_refund import WeChatRefunds
+from pos_terminal.payments.wechat_refund import RefundInDoubt, WeChatRefunds
 from pos_terminal.printing import ReceiptDesk
 from pos_terminal.recovery import recover
 from pos_terminal.supervision import Restart, supervise_task
@@ -236,6 +236,13 @@ class Runtime:
     async def _refund(self, out_trade_no: str, amount_fen: int) -> None:
         try:
             row = await self.refunds.refund(out_trade_no, amount_fen)
+        except RefundInDoubt as doubt:  # it may have reached WeChat: finish it, never redo it
+            text = f"勿重复退款 Do not refund again; {doubt.row.out_refund_no} finishes by itself"
+            self.post(m.RefundFinished(False, text, in_doubt=True))
+            row = await self.refunds.settle(doubt.row)
+            if row.state in (RefundState.SUCCESS, RefundState.PROCESSING):
+                await self.desk.print_refund(row)
+            return
         except Exception as exc:  # one site per refund: the cashier must hear how it ended
             log.exception("refund of %s failed", out_trade_no)
             self.post(m.RefundFinished(False, str(exc)))

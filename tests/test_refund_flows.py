@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -183,5 +184,42 @@ def test_the_cashier_refunds_part_of_a_sale_with_the_supervisor_pin(
             )
             state = await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
             assert state.refundable_fen == 1500
+
+    asyncio.run(scenario())
+
+
+def test_a_refund_whose_outcome_cannot_be_journaled_is_in_doubt_and_finished_by_itself(
+    tmp_path: Path, sandbox: WeChatSandbox
+) -> None:
+    async def scenario() -> None:
+        async with running(config_for(tmp_path, sandbox), sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "2000")
+            journal = Path(h.terminal.config.journal.path)
+            with sqlite3.connect(journal) as db:  # a real failing write, as a full disk
+                db.execute(
+                    "CREATE TRIGGER test_fault BEFORE UPDATE OF state ON refunds"
+                    " BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+                )
+            h.keypad.press(Key.CANCEL, Key.REFUND, "1", "2", "3", "4", Key.ENTER)
+            await h.until(lambda s: s.phase is Phase.REFUND_ORDER)
+            h.scanner.scan(sale)
+            await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
+            h.keypad.press(Key.ENTER)
+            state = await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
+            assert h.terminal.runtime.screen.title == "退款结果未知 Refund in doubt"
+            assert "Do not refund again" in state.notice
+            with sqlite3.connect(journal) as db:
+                db.execute("DROP TRIGGER test_fault")
+            for _ in range(200):
+                [refund] = await h.terminal.runtime.journal(lambda j: RefundBook(j).of_sale(sale))
+                if (
+                    refund.state is not RefundState.PENDING
+                    and refund.out_refund_no in h.printer.names
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            assert refund.state in (RefundState.PROCESSING, RefundState.SUCCESS)
+            assert refund.out_refund_no in h.printer.names  # its slip printed once it was known
+            assert len(remote_refunds(sandbox, sale)) == 1  # sent again with the same number
 
     asyncio.run(scenario())

@@ -41,6 +41,14 @@ STATE_OF = {
 }
 
 
+class RefundInDoubt(WeChatPayError):
+    """A journaled refund whose outcome could not be learnt or recorded; `settle` finishes it."""
+
+    def __init__(self, row: RefundRow) -> None:
+        super().__init__(f"refund {row.out_refund_no} is in doubt")
+        self.row = row
+
+
 class FollowSchedule:
     """When the background watch asks about each PROCESSING refund again: the first time it
     sees one, then after `first_s`, doubling up to an hour (a refund to a bank card can take
@@ -96,8 +104,24 @@ class WeChatRefunds:
             )
         )
         log.info("refund %s of %s: %d fen, journaled PENDING", number, out_trade_no, amount_fen)
-        row = await self.submit(row)
-        return await self.follow(row, self.settings.refund_wait_s)
+        try:
+            row = await self.submit(row)
+            return await self.follow(row, self.settings.refund_wait_s)
+        except Exception as exc:  # the request may have left: never "failed", never again
+            log.exception("refund %s: failed after it was journaled", number)
+            raise RefundInDoubt(row) from exc
+
+    async def settle(self, row: RefundRow) -> RefundRow:
+        """A refund left in doubt while running: submit it until WeChat has it, whatever fails."""
+        delay = self.settings.retry_backoff_s
+        while True:
+            try:
+                current = await self.journal(lambda j: RefundBook(j).get(row.id))
+                return await self.submit(current)
+            except Exception as exc:  # the journal or WeChat failing: ask again later
+                log.warning("refund %s still in doubt: %s", row.out_refund_no, exc)
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def submit(self, row: RefundRow) -> RefundRow:
         """Get a PENDING refund to WeChat: send, or on doubt query, then resend the same one."""
