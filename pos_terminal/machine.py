@@ -483,29 +483,28 @@ def _declined(state: State, event: Event) -> Outcome | None:
 def _in_doubt(state: State, event: Event) -> Outcome | None:
     if not _is_current(state, event) or not isinstance(event, PaymentInDoubt):
         return None
-    screen = Screen(
-        "支付结果未知 Payment in doubt",
-        state.amount_fen,
-        ("请勿重复收款 Do not charge again", "正在核对 Resolving, please wait", event.reason),
-    )
-    effects: list[Effect] = [Show(screen)]
-    if state.phase is Phase.SHOWING_QR:
-        effects.insert(0, CancelTimer(TIMER_QR))
-    return replace(state, phase=Phase.IN_DOUBT, code_url=None, notice=event.reason), effects
+    title = "支付结果未知 Payment in doubt"
+    return _do_not_charge_again(state, Phase.IN_DOUBT, title, "正在核对 Resolving", event.reason)
 
 
 def _exception(state: State, event: Event) -> Outcome | None:
     if not _is_current(state, event) or not isinstance(event, PaymentException):
         return None
-    screen = Screen(
-        "交易异常 Payment exception",
-        state.amount_fen,
-        ("请勿重复收款 Do not charge again", "请联系主管 Call a supervisor", event.reason),
+    title = "交易异常 Payment exception"
+    return _do_not_charge_again(
+        state, Phase.EXCEPTION, title, "请联系主管 Call a supervisor", event.reason
     )
+
+
+def _do_not_charge_again(
+    state: State, phase: Phase, title: str, advice: str, reason: str
+) -> Outcome:
+    """A payment whose money may have moved: the cashier must not ask the customer again."""
+    screen = Screen(title, state.amount_fen, ("请勿重复收款 Do not charge again", advice, reason))
     effects: list[Effect] = [Show(screen)]
     if state.phase is Phase.SHOWING_QR:
         effects.insert(0, CancelTimer(TIMER_QR))
-    return replace(state, phase=Phase.EXCEPTION, code_url=None, notice=event.reason), effects
+    return replace(state, phase=phase, code_url=None, notice=reason), effects
 
 
 def _cancelled(state: State, event: Event) -> Outcome | None:

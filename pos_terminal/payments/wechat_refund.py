@@ -28,6 +28,7 @@ from pos_terminal.payments.wechat import (
     WeChatPayClient,
     WeChatPayError,
 )
+from pos_terminal.payments.wechat_settle import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -113,19 +114,18 @@ class WeChatRefunds:
 
     async def settle(self, row: RefundRow) -> RefundRow:
         """A refund left in doubt while running: submit it until WeChat has it, whatever fails."""
-        delay = self.settings.retry_backoff_s
+        backoff = Backoff(self.clock, self.settings.retry_backoff_s)
         while True:
             try:
                 current = await self.journal(lambda j: RefundBook(j).get(row.id))
                 return await self.submit(current)
             except Exception as exc:  # the journal or WeChat failing: ask again later
                 log.warning("refund %s still in doubt: %s", row.out_refund_no, exc)
-                await self.clock.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                await backoff.wait()
 
     async def submit(self, row: RefundRow) -> RefundRow:
         """Get a PENDING refund to WeChat: send, or on doubt query, then resend the same one."""
-        delay = self.settings.retry_backoff_s
+        backoff = Backoff(self.clock, self.settings.retry_backoff_s)
         while row.state is RefundState.PENDING:
             try:
                 answer = await self.client.create_refund(
@@ -146,8 +146,7 @@ class WeChatRefunds:
             found = await self._query(row)
             if found is not None:
                 return await self._record(row, found)
-            await self.clock.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            await backoff.wait()
         return row
 
     async def follow(self, row: RefundRow, wait_s: float) -> RefundRow:
