@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,41 @@ def test_a_one_shot_delay_holds_back_one_codepay(raw: Raw) -> None:
     started = time.monotonic()
     raw.send("GET", raw.query_path("C0000001"))
     assert time.monotonic() - started < 0.4
+
+
+def test_a_held_create_takes_effect_only_after_the_hold_like_a_late_delivery(raw: Raw) -> None:
+    raw.sandbox.fault_next("POST", "/v3/pay/transactions/native", Faults(hold_s=0.5))
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(
+            raw.send("POST", "/v3/pay/transactions/native", raw.native()).status_code
+        )
+    )
+    sender.start()
+    time.sleep(0.2)
+    assert raw.send("GET", raw.query_path("N0000001")).status_code == 404  # still on the wire
+    sender.join(timeout=5)
+    assert answers == [200]
+    assert raw.send("GET", raw.query_path("N0000001")).json()["trade_state"] == "NOTPAY"
+
+
+def test_a_reverse_refused_while_the_customer_pays_can_be_asked_again(raw: Raw) -> None:
+    raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay(amount={"total": 4002}))
+    reverse = QUERY_PREFIX + "C0000001/reverse"
+    raw.sandbox.fault_next("POST", reverse, Faults(reverse_refused_while_paying=True))
+    refused = raw.send("POST", reverse, raw.body())
+    assert (refused.status_code, refused.json()["code"]) == (400, "USER_PAYING")
+    assert raw.send("GET", raw.query_path("C0000001")).json()["trade_state"] == "USERPAYING"
+    assert raw.send("POST", reverse, raw.body()).status_code == 200
+    assert raw.send("GET", raw.query_path("C0000001")).json()["trade_state"] == "REVOKED"
+
+
+def test_a_contradicting_amount_is_signed_like_any_answer(raw: Raw) -> None:
+    raw.sandbox.fault_next("POST", "/v3/pay/transactions/codepay", Faults(answer_amount_fen=1))
+    paid = raw.send("POST", "/v3/pay/transactions/codepay", raw.codepay())
+    raw.assert_signed(paid)
+    assert paid.json()["amount"]["total"] == 1
+    assert raw.send("GET", raw.query_path("C0000001")).json()["amount"]["total"] == 100
 
 
 def test_one_shot_faults_are_used_in_queue_order_and_beat_the_global_ones(raw: Raw) -> None:
