@@ -19,11 +19,12 @@ import pytest
 from hw_mocks.customer import Wallet
 from hw_mocks.wechat_sandbox import Faults, WeChatSandbox
 from pos_terminal.config import Config
-from pos_terminal.journal import Journal, Method, PaymentRow, RowState
+from pos_terminal.journal import Method, PaymentRow, RowState
 from pos_terminal.machine import Phase
 from pos_terminal.payments.wechat import WeChatPayClient, load_merchant_json
 from pos_terminal.runtime import View
 from tests.flow_harness import Harness, flow_config, running
+from tests.journal_rows import journal_with_sale
 
 DAY_S = 86400.0
 
@@ -208,20 +209,12 @@ async def _codepay(sandbox: WeChatSandbox, out_trade_no: str, amount_fen: int) -
 
 
 def _journal_row(path: Path, out_trade_no: str, amount_fen: int, state: RowState) -> None:
-    journal = Journal(path)
-    journal.open()
-    now = datetime.now().astimezone()
-    row = journal.begin_sale(
-        method=Method.WECHAT_CODE,
-        amount_fen=amount_fen,
-        out_trade_no=out_trade_no,
-        masked_code=None,
-        store_id="S1",
-        terminal_id="T1",
-        now=now,
+    journal = journal_with_sale(
+        path, out_trade_no, amount_fen=amount_fen, method=Method.WECHAT_CODE
     )
     if state is not RowState.PENDING:
-        journal.transition(row.id, state, now=now, note="crashed here")
+        [row] = journal.rows()
+        journal.transition(row.id, state, now=datetime.now().astimezone(), note="crashed here")
     journal.close()
 
 
