@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -14,21 +17,98 @@ import httpx
 import pytest
 
 from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal.cli import build_parser
 from pos_terminal.payments.wechat import WeChatApiError, WeChatPayClient, load_merchant_json
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+LAPTOP = str(ROOT / "config" / "terminal.yaml")
 
 
-def cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def cli(
+    *args: str, cwd: Path, stdin: int | None = None, stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pos_terminal.cli", *args],
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        stdin=stdin,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
     )
+
+
+def finished(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[str, str]:
+    """stdout and stderr of a process that must end by itself; killed if it does not."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_run_refuses_a_stdout_that_is_not_a_terminal_and_says_why(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    try:  # `make run | tee log`: stdin is the terminal, stdout a pipe
+        proc = cli("run", "--config", LAPTOP, cwd=tmp_path, stdin=follower)
+        os.close(follower)
+        out, err = finished(proc)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 2
+    assert out == ""
+    [line] = err.splitlines()
+    assert "stdout" in line and "stdin" not in line and "--headless" in line
+    assert not (tmp_path / "var").exists()  # refused before anything started
+
+
+def test_run_refuses_a_stdin_that_is_not_a_terminal_and_says_why(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    try:
+        proc = cli("run", "--config", LAPTOP, cwd=tmp_path, stdin=subprocess.PIPE, stdout=follower)
+        os.close(follower)
+        _, err = finished(proc)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 2
+    [line] = err.splitlines()
+    assert "stdin" in line and "stdout" not in line and "--headless" in line
+
+
+def test_help_names_every_command_and_every_option_says_what_it_does() -> None:
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == {
+        "run", "demo", "sandbox", "notify-server", "diagram", "decode"
+    }  # fmt: skip
+    assert all(choice.help for choice in commands._choices_actions)
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no help"
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_terminal.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ")}
+    assert result.returncode == 0 and listed >= set(commands.choices)
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_terminal.cli", "--version"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"pos-terminal {importlib.metadata.version('pos-terminal')}\n"
 
 
 def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
