@@ -5,6 +5,7 @@ Relative paths in the file are taken relative to the working directory the termi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,17 +17,46 @@ from drivers.hid_keypad import HidKeypadConfig
 from drivers.hid_scanner import HidScannerConfig
 from drivers.printer_escpos import EscposPrinterConfig
 from drivers.serial_scanner import SerialScannerConfig
+from pos_terminal.clock import zone
 from pos_terminal.config_schema import NodeReader, bounds
 from pos_terminal.errors import ConfigError
 from pos_terminal.payments.codes import CodeRules, CodeRulesConfig
+from pos_terminal.payments.numbers import TERMINAL_ID_CHARS, TERMINAL_ID_MAX
+
+
+def _terminal_id(value: str) -> None:
+    """Raises ValueError unless `value` goes into order numbers unchanged."""
+    if len(value) > TERMINAL_ID_MAX:
+        raise ValueError(
+            f"{value!r} has {len(value)} characters: at most {TERMINAL_ID_MAX}, as it begins "
+            "every WeChat order number (32 characters at most)"
+        )
+    if not re.fullmatch(f"[{TERMINAL_ID_CHARS}]+", value):
+        raise ValueError(f"{value!r}: only letters, digits, _ and - (it begins every order number)")
+
+
+def _wechat_text(value: str) -> None:
+    """Raises ValueError for characters WeChat Pay v3 refuses in request text."""
+    if any(ord(char) > 0xFFFF for char in value):
+        raise ValueError(f"{value!r}: WeChat Pay refuses characters beyond U+FFFF (emoji)")
 
 
 @dataclass(frozen=True)
 class MerchantConfig:
     name: str = field(metadata=bounds(min_len=1))  # printed on receipts; Chinese welcome
-    store_id: str = field(metadata=bounds(min_len=1))
-    terminal_id: str = field(metadata=bounds(min_len=1))
-    timezone: str = "Asia/Shanghai"
+    # sent to WeChat as the store's own code (scene_info.store_info.out_id: 32 at most)
+    store_id: str = field(
+        metadata=bounds(min_len=1, max_len=32, check=_wechat_text, rule="no emoji")
+    )
+    # printed on receipts and the start of every order number
+    terminal_id: str = field(
+        metadata=bounds(
+            min_len=1, check=_terminal_id, rule=f"at most {TERMINAL_ID_MAX} letters, digits, _, -"
+        )
+    )
+    timezone: str = field(
+        default="Asia/Shanghai", metadata=bounds(check=zone, rule="an IANA time zone name")
+    )
     # payments before this hour count on the previous business day (a bar closing at 02:00: 2)
     business_day_cutoff_hour: int = field(default=0, metadata=bounds(min=0, max=23))
 
@@ -85,8 +115,14 @@ class SandboxConfig:
 
 @dataclass(frozen=True)
 class WeChatConfig:
-    description: str = field(default="POS sale", metadata=bounds(min_len=1))
-    notify_url: str = "https://pos.example.com/wechatpay/notify"
+    # what the customer's WeChat shows for the payment
+    description: str = field(
+        default="POS sale",
+        metadata=bounds(min_len=1, max_len=127, check=_wechat_text, rule="no emoji"),
+    )
+    notify_url: str = field(
+        default="https://pos.example.com/wechatpay/notify", metadata=bounds(max_len=255)
+    )
     # merchant.json as the sandbox writes it; ignored when the sandbox is enabled
     merchant_file: str = ""
     hosts: tuple[str, ...] = ("https://api.mch.weixin.qq.com", "https://api2.mch.weixin.qq.com")
