@@ -94,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument("--host", default="127.0.0.1", help="behind the HTTPS proxy WeChat calls")
     notify.add_argument("--port", type=int, default=8080, help="0 picks a free port")
 
+    config = commands.add_parser(
+        "config", help="check a configuration file, or print the reference of every key"
+    )
+    config.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=CONFIG_HELP)
+    config.add_argument(
+        "--reference",
+        action="store_true",
+        help="print every key with its type, range and default (Markdown) instead",
+    )
+
     commands.add_parser("diagram", help="print the sale state machine as a Mermaid diagram")
     commands.add_parser(
         "decode", help="decode payment codes in image files (camera check)", add_help=False
@@ -114,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             from pos_terminal.machine import mermaid
 
             sys.stdout.write(mermaid())
+            return 0
+        if args.command == "config" and args.reference:
+            from pos_terminal.config_reference import reference
+
+            sys.stdout.write(reference())
             return 0
         if args.command == "sandbox":
             from hw_mocks.wechat_sandbox import NotifySettings, serve_forever
@@ -145,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                 allow_loopback_notify=args.allow_loopback_notify,
             )
         config = load_config(args.config)
+        if args.command == "config":
+            print(f"{args.config}: ok")
+            return 0
         if args.command == "notify-server":
             from pos_terminal.notify_server import serve
             from pos_terminal.payments.wechat import load_merchant_json

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pos_terminal.config import load_config, parse_config
+from pos_terminal.config_reference import reference
 from pos_terminal.errors import ConfigError
 from pos_terminal.payments.numbers import TERMINAL_ID_MAX, new_number
 
@@ -209,3 +211,44 @@ def test_text_wechat_would_refuse_at_every_sale_is_refused_at_start(
 ) -> None:
     err = error_of(text)
     assert (err.line, err.key) == (line, key)
+
+
+def test_the_configuration_reference_in_docs_is_current() -> None:
+    docs = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert docs == reference(), (
+        "docs/configuration.md is stale: pos-terminal config --reference > docs/configuration.md"
+    )
+
+
+def test_the_reference_names_every_key_of_the_laptop_config() -> None:
+    shipped = yaml.safe_load((ROOT / "config" / "terminal.yaml").read_text(encoding="utf-8"))
+    text = reference()
+
+    def keys(node: dict[str, object], path: str) -> list[tuple[str, str]]:
+        found = []
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else key
+            found += keys(value, here) if isinstance(value, dict) else [(path, key)]
+        return found
+
+    for section, key in keys(shipped, ""):
+        table = text.split(f"## `{section}`\n", 1)[1].split("\n## ", 1)[0]
+        assert f"| `{key}` |" in table, f"{section}.{key}"
+
+
+def test_the_config_command_checks_a_file_in_one_line(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(MINIMAL, encoding="utf-8")
+    bad.write_text(MINIMAL.replace("T1", "T 1"), encoding="utf-8")
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "pos_terminal.cli", "config", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for path in (good, bad)
+    ]
+    assert (runs[0].returncode, runs[0].stdout) == (0, f"{good}: ok\n")
+    assert runs[1].returncode == 2
+    assert runs[1].stderr.startswith(f"config error: {bad}:4: merchant.terminal_id: ")
