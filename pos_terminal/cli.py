@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: ok")
             return 0
         if args.command == "notify-server":
+            from pos_terminal.business_day import BusinessDay
+            from pos_terminal.clock import zone
             from pos_terminal.notify_server import serve
             from pos_terminal.payments.wechat import load_merchant_json
 
@@ -171,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             creds = load_merchant_json(merchant_file(config))
             # the sandbox runs inside the terminal, not here: no certificates to fetch then
             hosts = () if config.wechat.sandbox.enabled else config.wechat.hosts
-            return serve(creds, Path(config.journal.path), args.host, args.port, wechat_hosts=hosts)
+            merchant = config.merchant
+            day = BusinessDay(zone(merchant.timezone), merchant.business_day_cutoff_hour)
+            journal = Path(config.journal.path)
+            return serve(creds, journal, args.host, args.port, wechat_hosts=hosts, business_day=day)
         if args.command == "demo":
             from pos_terminal.demo import run_demo
 

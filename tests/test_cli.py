@@ -11,14 +11,18 @@ import pty
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from hw_mocks.wechat_sandbox import WeChatSandbox
+from hw_mocks.wechat_sandbox import WeChatSandbox, notify
 from pos_terminal.cli import build_parser
+from pos_terminal.journal import Journal, RowState
+from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatApiError, WeChatPayClient, load_merchant_json
+from tests.journal_rows import journal_with_sale
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -307,6 +311,67 @@ def test_notify_server_starts_and_refuses_an_unsigned_post(tmp_path: Path) -> No
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
+    tmp_path: Path,
+) -> None:
+    sandbox = WeChatSandbox(tmp_path / "var" / "sandbox")
+    sandbox.start()
+    sandbox.stop()
+    creds = load_merchant_json(sandbox.merchant_json)
+    platform = wechat_sign.load_private_key(
+        (tmp_path / "var" / "sandbox" / "sandbox_platform_private.pem").read_bytes()
+    )
+    journal_with_sale(tmp_path / "var" / "journal.sqlite", "T1NOTIFYDAY001", amount_fen=500).close()
+    config = tmp_path / "bar.yaml"  # a bar in Tokyo counting its nights until 02:00
+    config.write_text(
+        (ROOT / "config" / "terminal.yaml")
+        .read_text(encoding="utf-8")
+        .replace("timezone: Asia/Shanghai", "timezone: Asia/Tokyo")
+        .replace("business_day_cutoff_hour: 0", "business_day_cutoff_hour: 2"),
+        encoding="utf-8",
+    )
+    resource = {
+        "mchid": creds.mchid,
+        "appid": creds.appid,
+        "out_trade_no": "T1NOTIFYDAY001",
+        "transaction_id": "4200000000202611260000000009",
+        "trade_state": "SUCCESS",
+        "success_time": "2026-11-26T01:30:00+09:00",  # 01:30 in Tokyo: still the 25th's night
+        "amount": {"total": 500},
+    }
+    body = notify.envelope(
+        creds.apiv3_key, "TRANSACTION.SUCCESS", resource, event_id="EV-DAY-1", at=time.time()
+    )
+    ts, nonce = str(int(time.time())), wechat_sign.new_nonce()
+    headers = {
+        "Wechatpay-Timestamp": ts,
+        "Wechatpay-Nonce": nonce,
+        "Wechatpay-Serial": creds.public_key_id,
+        "Wechatpay-Signature": wechat_sign.sign(
+            platform,  # type: ignore[arg-type]
+            wechat_sign.response_message(ts, nonce, body),
+        ),
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+        "Content-Type": "application/json",
+    }
+    proc = cli("notify-server", "--config", str(config), "--port", "0", cwd=tmp_path)
+    assert proc.stdout is not None
+    try:
+        url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+        assert httpx.post(url, content=body, headers=headers, timeout=5).status_code == 204
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    journal = Journal(tmp_path / "var" / "journal.sqlite")
+    journal.open()
+    try:
+        row = journal.by_out_trade_no("T1NOTIFYDAY001")
+    finally:
+        journal.close()
+    assert row is not None and row.state is RowState.APPROVED
+    assert row.business_date == "2026-11-25"
 
 
 def test_notify_server_without_credentials_says_so_in_one_line(tmp_path: Path) -> None:
