@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             journal = Path(config.journal.path)
             return serve(creds, journal, args.host, args.port, wechat_hosts=hosts, business_day=day)
         if args.command == "demo":
-            from pos_terminal.demo import run_demo
+            from pos_terminal.demo import check_demo_config, run_demo
 
+            check_demo_config(config, str(args.config))
             shutil.rmtree(args.work_dir, ignore_errors=True)  # every demo starts from nothing
             _log_to_file(Path(args.work_dir) / "demo.log")
             return asyncio.run(run_demo(config, args.work_dir))

@@ -285,6 +285,38 @@ def test_demo_runs_three_sales_and_exits_zero(tmp_path: Path) -> None:
     assert all(": ok " in line for line in lines)
 
 
+def test_demo_refuses_a_config_with_real_wechat_pay_or_devices_naming_each(
+    tmp_path: Path,
+) -> None:
+    shop = (ROOT / "config" / "terminal.yaml").read_text(encoding="utf-8")
+    real_wechat = tmp_path / "shop.yaml"
+    real_wechat.write_text(
+        shop.replace("enabled: true", "enabled: false").replace(
+            "wechat:\n", "wechat:\n  merchant_file: m.json\n"
+        ),
+        encoding="utf-8",
+    )
+    cases = {
+        str(real_wechat): ["wechat.sandbox.enabled: false"],
+        str(ROOT / "config" / "raspberry-pi.yaml"): [
+            "wechat.sandbox.enabled: false",
+            "devices.keypad.type: hid",
+            "devices.scanner.type: camera",
+            "devices.printer.type: escpos",
+        ],
+    }
+    for config, named in cases.items():
+        work = tmp_path / "demo"
+        proc = cli("demo", "--config", config, "--work-dir", str(work), cwd=tmp_path)
+        out, err = finished(proc)
+        assert proc.returncode == 2 and out == ""
+        [line] = err.splitlines()
+        assert line.startswith(f"config error: {config}: ")
+        assert all(setting in line for setting in named)
+        assert line.count("devices.") == sum(s.startswith("devices.") for s in named)
+        assert not work.exists()  # nothing was started
+
+
 def test_diagram_prints_mermaid() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pos_terminal.cli", "diagram"],
