@@ -481,6 +481,21 @@ async def test_a_tampered_body_is_refused(
         await wechat_client.query(out_trade_no="N0000001")  # a signed error body, tampered
 
 
+async def test_a_signature_failure_is_counted_and_logged_as_a_warning(
+    wechat_client: WeChatPayClient, sandbox: WeChatSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _native(wechat_client)
+    assert wechat_client.signature_failures == 0  # a good answer is no event
+    sandbox.set_faults(Faults(tamper_body=True))
+    with caplog.at_level(logging.INFO, logger="pos_terminal.payments.wechat"):
+        for _ in range(2):
+            with pytest.raises(WeChatResponseError):
+                await wechat_client.query(out_trade_no="N0000001")
+    assert wechat_client.signature_failures == 2
+    levels = [r.levelno for r in caplog.records if r.name == "pos_terminal.payments.wechat"]
+    assert levels.count(logging.WARNING) == 2
+
+
 async def test_answers_signed_by_another_key_or_serial_are_refused(
     sandbox_state_dir: Path, sandbox_clock: ManualClock
 ) -> None:
