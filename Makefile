@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_SDK := tests/node_interop/node_modules/.package-lock.json
+# pip shows setuptools' "Editable installation" banner on every editable install as a warning:
+# that one warning is silenced; errors and any other warning still show
+PIP_INSTALL := $(BIN)/python -W "ignore:Editable installation" -m pip install -q
 
 .PHONY: run test demo bench lint diagram sandbox clean node-sdk
 
@@ -37,9 +40,9 @@ $(STAMP): pyproject.toml
 	  else \
 	    echo "python3 cannot create a virtual environment: install python3-venv (sudo apt-get install python3-venv)"; exit 1; \
 	  fi; }
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	@$(BIN)/python -m pip install -q -e '.[hid]' 2>/dev/null || \
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -e '.[dev]'
+	@$(PIP_INSTALL) -e '.[hid]' 2>/dev/null || \
 	  echo "note: evdev could not be built (it needs gcc and the Linux and Python headers: apt-get install gcc python3-dev); HID keypad and scanner drivers are off, mock input still works"
 	@touch $(STAMP)
 

@@ -1,13 +1,17 @@
-"""Mock customer display: keeps every screen shown, newest last."""
+"""Mock customer display: keeps the screens shown lately, newest last."""
 
 from __future__ import annotations
 
+from collections import deque
+
 from pos_terminal.machine import Screen
+
+HISTORY = 200  # screens kept for tests to look back on; a long headless run must not grow
 
 
 class MockDisplay:
     def __init__(self) -> None:
-        self.history: list[Screen] = []
+        self.history: deque[Screen] = deque(maxlen=HISTORY)
 
     async def open(self) -> None:
         self.history.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 
@@ -19,6 +20,7 @@ from pos_terminal.supervision import Notice
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 120
+NAMES_KEPT = 200  # job names kept for tests; a long headless run must not grow
 
 
 def job_file_stem(name: str) -> str:
@@ -28,7 +30,8 @@ def job_file_stem(name: str) -> str:
 
 
 class MockPrinter:
-    """Implements devices.ReceiptPrinter by writing files; `last`, `jobs`, `names` serve tests.
+    """Implements devices.ReceiptPrinter by writing files; `last`, `jobs` and `names` (the latest
+    jobs' names, oldest first) serve tests.
 
     `paper` is what the paper sensor reports; with `PaperStatus.OUT` or `online = False` a job
     fails with DeviceError and nothing is written, as on a real printer that prints nothing.
@@ -50,7 +53,7 @@ class MockPrinter:
         self.online = True
         self.last: DecodedReceipt | None = None
         self.jobs = 0
-        self.names: list[str] = []
+        self.names: deque[str] = deque(maxlen=NAMES_KEPT)
         self._painter: ReceiptPainter | None = None
         self._open = False
 

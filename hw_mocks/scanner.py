@@ -15,7 +15,6 @@ from pos_terminal.supervision import Notice
 class MockScanner:
     def __init__(self) -> None:
         self._post: Post | None = None
-        self.scanned: list[str] = []
 
     async def open(self, post: Post, notice: Notice | None = None) -> None:
         """Nothing runs in the background, so there is nothing for `notice` to hear."""
@@ -27,7 +26,6 @@ class MockScanner:
     def scan(self, code: str) -> None:
         if self._post is None:
             raise RuntimeError("the mock scanner is not open")
-        self.scanned.append(code)
         self._post(CodeScanned(code))
 
     async def play(self, codes: Iterable[str], interval_s: float = 0.0) -> None:

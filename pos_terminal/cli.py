@@ -1,9 +1,10 @@
-"""`pos-terminal` command line: run | demo | sandbox | diagram."""
+"""`pos-terminal` command line: one subcommand per job, listed by `pos-terminal --help`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import shutil
 import signal
@@ -16,27 +17,43 @@ from pos_terminal.errors import ConfigError, PosError
 
 log = logging.getLogger("pos_terminal")
 DEFAULT_CONFIG = Path("config/terminal.yaml")
+CONFIG_HELP = f"the terminal's YAML configuration (default: {DEFAULT_CONFIG})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pos-terminal", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; `decode` only names its command, decode_cli parses its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="pos-terminal",
+        description="A Linux POS terminal taking WeChat Pay, with its sandbox and install checks.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the terminal")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=CONFIG_HELP)
     run.add_argument(
         "--headless",
         action="store_true",
-        help="no console UI, even on a terminal (systemd, benchmarks)",
+        help="no console UI: needed when stdout or stdin is not a terminal (systemd, a pipe)",
     )
 
     demo = commands.add_parser("demo", help="three scripted sales against the sandbox")
-    demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    demo.add_argument("--work-dir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=CONFIG_HELP)
+    demo.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("var/demo"),
+        help="emptied, then holds the demo's journal, sandbox, receipts and log",
+    )
 
     sandbox = commands.add_parser("sandbox", help="run the WeChat Pay sandbox on loopback")
     sandbox.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    sandbox.add_argument("--state-dir", type=Path, default=Path("var/sandbox"))
+    sandbox.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("var/sandbox"),
+        help="merchant.json, keys and orders (default: var/sandbox)",
+    )
     sandbox.add_argument(
         "--error-style",
         choices=("underscore", "legacy"),
@@ -73,15 +90,29 @@ def main(argv: list[str] | None = None) -> int:
     notify = commands.add_parser(
         "notify-server", help="receive WeChat Pay notifications into the journal (store server)"
     )
-    notify.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    notify.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=CONFIG_HELP)
     notify.add_argument("--host", default="127.0.0.1", help="behind the HTTPS proxy WeChat calls")
-    notify.add_argument("--port", type=int, default=8080)
+    notify.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+
+    config = commands.add_parser(
+        "config", help="check a configuration file, or print the reference of every key"
+    )
+    config.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=CONFIG_HELP)
+    config.add_argument(
+        "--reference",
+        action="store_true",
+        help="print every key with its type, range and default (Markdown) instead",
+    )
 
     commands.add_parser("diagram", help="print the sale state machine as a Mermaid diagram")
     commands.add_parser(
         "decode", help="decode payment codes in image files (camera check)", add_help=False
     )
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["decode"]:
         from pos_terminal.decode_cli import main as decode_main
@@ -93,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             from pos_terminal.machine import mermaid
 
             sys.stdout.write(mermaid())
+            return 0
+        if args.command == "config" and args.reference:
+            from pos_terminal.config_reference import reference
+
+            sys.stdout.write(reference())
             return 0
         if args.command == "sandbox":
             from hw_mocks.wechat_sandbox import NotifySettings, serve_forever
@@ -124,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                 allow_loopback_notify=args.allow_loopback_notify,
             )
         config = load_config(args.config)
+        if args.command == "config":
+            print(f"{args.config}: ok")
+            return 0
         if args.command == "notify-server":
+            from pos_terminal.business_day import BusinessDay
+            from pos_terminal.clock import zone
             from pos_terminal.notify_server import serve
             from pos_terminal.payments.wechat import load_merchant_json
 
@@ -132,21 +173,43 @@ def main(argv: list[str] | None = None) -> int:
             creds = load_merchant_json(merchant_file(config))
             # the sandbox runs inside the terminal, not here: no certificates to fetch then
             hosts = () if config.wechat.sandbox.enabled else config.wechat.hosts
-            return serve(creds, Path(config.journal.path), args.host, args.port, wechat_hosts=hosts)
+            merchant = config.merchant
+            day = BusinessDay(zone(merchant.timezone), merchant.business_day_cutoff_hour)
+            journal = Path(config.journal.path)
+            return serve(creds, journal, args.host, args.port, wechat_hosts=hosts, business_day=day)
         if args.command == "demo":
-            from pos_terminal.demo import run_demo
+            from pos_terminal.demo import check_demo_config, run_demo
 
+            check_demo_config(config, str(args.config))
             shutil.rmtree(args.work_dir, ignore_errors=True)  # every demo starts from nothing
             _log_to_file(Path(args.work_dir) / "demo.log")
             return asyncio.run(run_demo(config, args.work_dir))
-        interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.headless
-        return asyncio.run(run_terminal(config, interactive=interactive))
+        if not args.headless:
+            not_tty = [name for name in ("stdout", "stdin") if not getattr(sys, name).isatty()]
+            if not_tty:
+                log_file = Path(config.journal.path).parent / "pos-terminal.log"
+                print(
+                    f"error: the console UI needs a terminal, and {' and '.join(not_tty)} "
+                    f"{'is' if len(not_tty) == 1 else 'are'} not one (a pipe or a file). Run it "
+                    f"in a terminal window (its log: {log_file}), or add --headless to run "
+                    "without it (the log then goes to stderr)",
+                    file=sys.stderr,
+                )
+                return 2
+        return asyncio.run(run_terminal(config, interactive=not args.headless))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     except PosError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pos-terminal")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _key_modes(text: str) -> frozenset[str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
 class Clock(Protocol):
@@ -22,12 +23,29 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone called `name`, such as Asia/Shanghai.
+
+    Raises:
+        ValueError: this system knows no such zone; the message offers the closest name.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        known = available_timezones()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = (
+            f" (did you mean {close[0]!r}?)"
+            if close
+            else ("" if known else " (this system has no time zone database: install tzdata)")
+        )
+        raise ValueError(f"{name!r} is not a known time zone{hint}") from exc
+
+
 class SystemClock:
     def __init__(self, tz: str = "Asia/Shanghai") -> None:
-        try:
-            self.tz: timezone | ZoneInfo = ZoneInfo(tz)
-        except (KeyError, ValueError):
-            self.tz = timezone(timedelta(hours=8), "CST")
+        """Raises ValueError for an unknown zone (the configuration has checked it)."""
+        self.tz = zone(tz)
 
     def now(self) -> datetime:
         return datetime.now(self.tz)

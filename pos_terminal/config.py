@@ -5,6 +5,7 @@ Relative paths in the file are taken relative to the working directory the termi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,30 +17,60 @@ from drivers.hid_keypad import HidKeypadConfig
 from drivers.hid_scanner import HidScannerConfig
 from drivers.printer_escpos import EscposPrinterConfig
 from drivers.serial_scanner import SerialScannerConfig
+from pos_terminal.clock import zone
 from pos_terminal.config_schema import NodeReader, bounds
 from pos_terminal.errors import ConfigError
 from pos_terminal.payments.codes import CodeRules, CodeRulesConfig
+from pos_terminal.payments.numbers import TERMINAL_ID_CHARS, TERMINAL_ID_MAX
+
+
+def _terminal_id(value: str) -> None:
+    """Raises ValueError unless `value` goes into order numbers unchanged."""
+    if len(value) > TERMINAL_ID_MAX:
+        raise ValueError(
+            f"{value!r} has {len(value)} characters: at most {TERMINAL_ID_MAX}, as it begins "
+            "every WeChat order number (32 characters at most)"
+        )
+    if not re.fullmatch(f"[{TERMINAL_ID_CHARS}]+", value):
+        raise ValueError(f"{value!r}: only letters, digits, _ and - (it begins every order number)")
+
+
+def _wechat_text(value: str) -> None:
+    """Raises ValueError for characters WeChat Pay v3 refuses in request text."""
+    if any(ord(char) > 0xFFFF for char in value):
+        raise ValueError(f"{value!r}: WeChat Pay refuses characters beyond U+FFFF (emoji)")
 
 
 @dataclass(frozen=True)
 class MerchantConfig:
     name: str = field(metadata=bounds(min_len=1))  # printed on receipts; Chinese welcome
-    store_id: str = field(metadata=bounds(min_len=1))
-    terminal_id: str = field(metadata=bounds(min_len=1))
-    timezone: str = "Asia/Shanghai"
+    # sent to WeChat as the store's own code (scene_info.store_info.out_id: 32 at most)
+    store_id: str = field(
+        metadata=bounds(min_len=1, max_len=32, check=_wechat_text, rule="no emoji")
+    )
+    # printed on receipts and the start of every order number
+    terminal_id: str = field(
+        metadata=bounds(
+            min_len=1, check=_terminal_id, rule=f"at most {TERMINAL_ID_MAX} letters, digits, _, -"
+        )
+    )
+    # the merchant's zone: receipt times and business dates
+    timezone: str = field(
+        default="Asia/Shanghai", metadata=bounds(check=zone, rule="an IANA time zone name")
+    )
     # payments before this hour count on the previous business day (a bar closing at 02:00: 2)
     business_day_cutoff_hour: int = field(default=0, metadata=bounds(min=0, max=23))
 
 
 @dataclass(frozen=True)
 class KeypadConfig:
-    type: Literal["mock", "hid"] = "mock"
+    type: Literal["mock", "hid"] = "mock"  # mock: keys from the laptop console or a script
     hid: HidKeypadConfig | None = None  # required with type: hid
 
 
 @dataclass(frozen=True)
 class ScannerConfig:
-    type: Literal["mock", "camera", "hid", "serial"] = "mock"
+    type: Literal["mock", "camera", "hid", "serial"] = "mock"  # the section of that name is used
     camera: CameraConfig = field(default_factory=CameraConfig)
     serial: SerialScannerConfig = field(default_factory=SerialScannerConfig)
     hid: HidScannerConfig | None = None  # required with type: hid
@@ -58,9 +89,9 @@ class PrinterConfig:
     png: bool = True  # mock: also draw each receipt as a picture
     # while receipts wait for a printer that failed, look at it this often
     check_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=600.0))
-    columns: int = field(default=32, metadata=bounds(min=24, max=64))
-    dots_per_line: int = field(default=384, metadata=bounds(min=256, max=832))
-    native_qr: bool = False
+    columns: int = field(default=32, metadata=bounds(min=24, max=64))  # font A: 57 mm paper 32
+    dots_per_line: int = field(default=384, metadata=bounds(min=256, max=832))  # 57 mm: 384
+    native_qr: bool = False  # the printer draws QR codes itself (GS ( k); else they are raster
     cutter: bool = False
     encoding: Literal["gb18030", "gbk"] = "gb18030"
 
@@ -77,18 +108,27 @@ class DevicesConfig:
 class SandboxConfig:
     """The local WeChat Pay sandbox, started in-process on a free loopback port."""
 
-    enabled: bool = False
-    state_dir: str = "var/sandbox"
+    enabled: bool = False  # true: no real WeChat Pay at all (a laptop, a demo)
+    state_dir: str = "var/sandbox"  # its merchant.json and keys, made on first start
+    # how long the customer of magic amount ¥40.01 types a password (USERPAYING)
     userpaying_s: float = field(default=8.0, metadata=bounds(min=0.0, max=600.0))
     persist: bool = True  # orders kept in state_dir/orders.sqlite, surviving a terminal crash
 
 
 @dataclass(frozen=True)
 class WeChatConfig:
-    description: str = field(default="POS sale", metadata=bounds(min_len=1))
-    notify_url: str = "https://pos.example.com/wechatpay/notify"
+    # what the customer's WeChat shows for the payment
+    description: str = field(
+        default="POS sale",
+        metadata=bounds(min_len=1, max_len=127, check=_wechat_text, rule="no emoji"),
+    )
+    # where WeChat posts payment and refund results (the store server); a terminal polls anyway
+    notify_url: str = field(
+        default="https://pos.example.com/wechatpay/notify", metadata=bounds(max_len=255)
+    )
     # merchant.json as the sandbox writes it; ignored when the sandbox is enabled
     merchant_file: str = ""
+    # primary first, then backup: the next is tried only when a request could not be sent
     hosts: tuple[str, ...] = ("https://api.mch.weixin.qq.com", "https://api2.mch.weixin.qq.com")
     connect_timeout_s: float = field(default=5.0, metadata=bounds(min=0.1, max=60.0))
     read_timeout_s: float = field(default=15.0, metadata=bounds(min=0.1, max=120.0))
@@ -98,13 +138,19 @@ class WeChatConfig:
 @dataclass(frozen=True)
 class PaymentConfig:
     codes: CodeRulesConfig = field(default_factory=CodeRulesConfig)  # which scans are payments
+    # a payment code answered USERPAYING (or not at all) is queried this often
     code_poll_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=60.0))
+    # and reversed once this has passed without a result
     code_deadline_s: float = field(default=45.0, metadata=bounds(min=1.0, max=600.0))
+    # never reverse an order (or count it as never created) sooner than this after creating it
     reverse_min_delay_s: float = field(default=15.0, metadata=bounds(min=0.0, max=120.0))
     qr_poll_interval_s: float = field(default=2.0, metadata=bounds(min=0.05, max=60.0))
+    # a QR left unpaid this long is closed
     qr_expiry_s: float = field(default=120.0, metadata=bounds(min=5.0, max=7200.0))
+    # the first pause before a failed step is tried again; it doubles from there
     retry_backoff_s: float = field(default=2.0, metadata=bounds(min=0.01, max=60.0))
     refund_poll_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=600.0))
+    # the cashier waits this long for a refund's result
     refund_wait_s: float = field(default=30.0, metadata=bounds(min=0.0, max=600.0))
     # a refund still PROCESSING is asked again after this, then at doubling spacing up to 1 h
     refund_follow_s: float = field(default=60.0, metadata=bounds(min=0.05, max=3600.0))
@@ -112,7 +158,9 @@ class PaymentConfig:
 
 @dataclass(frozen=True)
 class ScreenConfig:
+    # a sale waiting for a payment code or a QR choice goes back to idle after this
     awaiting_timeout_s: float = field(default=120.0, metadata=bounds(min=5.0, max=3600.0))
+    # an approved or declined sale (and a refund result) stays on screen this long
     result_hold_s: float = field(default=3.0, metadata=bounds(min=0.0, max=60.0))
 
 
@@ -124,7 +172,7 @@ class StaffConfig:
 
 @dataclass(frozen=True)
 class JournalConfig:
-    path: str = "var/journal.sqlite"
+    path: str = "var/journal.sqlite"  # SQLite; the log of an interactive run lands beside it
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Typed reading of a YAML node tree into frozen dataclasses, with the file line in every error.
 
-A dataclass field's type declares what the key holds; `field(metadata=bounds(...))` adds ranges
-and choices. Unknown keys, wrong types, missing required keys and out-of-range values raise
-ConfigError naming the file, the line and the dotted key path.
+A dataclass field's type declares what the key holds; `field(metadata=bounds(...))` adds ranges,
+lengths and a check of its own. Unknown keys, wrong types, missing required keys and out-of-range
+values raise ConfigError naming the file, the line and the dotted key path. A key left with no
+value (a section or list whose last entry was removed) counts as an empty section or list.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal
 
 import yaml
@@ -19,10 +21,19 @@ from pos_terminal.errors import ConfigError
 
 
 def bounds(
-    *, min: float | None = None, max: float | None = None, min_len: int | None = None
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_len: int | None = None,
+    max_len: int | None = None,
+    check: Callable[[Any], object] | None = None,
+    rule: str = "",
 ) -> dict[str, Any]:
-    """Field metadata: numeric range (inclusive) and minimum length of strings and lists."""
-    return {"min": min, "max": max, "min_len": min_len}
+    """Field metadata: numeric range and lengths of strings and lists (inclusive), and `check`,
+    which raises ValueError with the reason for a value it refuses; `rule` says in words what
+    `check` takes (for the reference).
+    """
+    return dict(min=min, max=max, min_len=min_len, max_len=max_len, check=check, rule=rule)
 
 
 class NodeReader:
@@ -36,13 +47,14 @@ class NodeReader:
         return ConfigError(message, file=self.file, line=line, key=key)
 
     def read(self, cls: type[Any], node: yaml.Node, path: str) -> Any:
-        if not isinstance(node, yaml.MappingNode):
+        if not (isinstance(node, yaml.MappingNode) or _is_null(node)):
             raise self.error(node, path or "(top level)", "expected a mapping of keys")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         seen: set[str] = set()
-        for key_node, value_node in node.value:
+        pairs = node.value if isinstance(node, yaml.MappingNode) else []
+        for key_node, value_node in pairs:
             key = key_node.value
             key_path = f"{path}.{key}" if path else str(key)
             if key not in fields:
@@ -72,7 +84,7 @@ class NodeReader:
         origin = typing.get_origin(hint)
         if origin in (types.UnionType, typing.Union):
             options = [a for a in typing.get_args(hint) if a is not type(None)]
-            if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            if _is_null(node):
                 return None
             return self.value(options[0], node, path, meta)
         if dataclasses.is_dataclass(hint):
@@ -86,16 +98,17 @@ class NodeReader:
             return raw
         if origin is tuple:
             (item_hint, _) = typing.get_args(hint)
-            if not isinstance(node, yaml.SequenceNode):
+            if not (isinstance(node, yaml.SequenceNode) or _is_null(node)):
                 raise self.error(node, path, "expected a list")
+            nodes = node.value if isinstance(node, yaml.SequenceNode) else []
             items = tuple(
-                self.value(item_hint, item, f"{path}[{i}]", {}) for i, item in enumerate(node.value)
+                self.value(item_hint, item, f"{path}[{i}]", {}) for i, item in enumerate(nodes)
             )
-            self.check_len(node, path, len(items), meta)
+            self.check_len(node, path, len(items), meta, "item(s)")
             return items
         value = self.scalar(hint, node, path)
         if isinstance(value, str):
-            self.check_len(node, path, len(value), meta)
+            self.check_len(node, path, len(value), meta, "character(s)")
         elif isinstance(value, int | float) and not isinstance(value, bool):
             lo, hi = meta.get("min"), meta.get("max")
             if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -105,12 +118,22 @@ class NodeReader:
                     else (f"at least {lo}" if lo is not None else f"at most {hi}")
                 )
                 raise self.error(node, path, f"{value} is out of range: must be {rng}")
+        check = meta.get("check")
+        if check is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise self.error(node, path, str(exc)) from exc
         return value
 
-    def check_len(self, node: yaml.Node, path: str, length: int, meta: dict[str, Any]) -> None:
-        min_len = meta.get("min_len")
+    def check_len(
+        self, node: yaml.Node, path: str, length: int, meta: dict[str, Any], unit: str
+    ) -> None:
+        min_len, max_len = meta.get("min_len"), meta.get("max_len")
         if min_len is not None and length < min_len:
-            raise self.error(node, path, f"must have at least {min_len} item(s) or character(s)")
+            raise self.error(node, path, f"must have at least {min_len} {unit}")
+        if max_len is not None and length > max_len:
+            raise self.error(node, path, f"has {length} {unit}: at most {max_len} allowed")
 
     def scalar(self, hint: Any, node: yaml.Node, path: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -136,6 +159,11 @@ class NodeReader:
                 return float(text.replace("_", ""))
             raise self.error(node, path, f"expected a number, found {text!r}")
         raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+
+def _is_null(node: yaml.Node) -> bool:
+    """`key:` with nothing after it (also `~` and `null`)."""
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
 
 
 def _type_name(hint: Any) -> str:

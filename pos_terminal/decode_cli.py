@@ -6,17 +6,31 @@ import argparse
 import sys
 from pathlib import Path
 
+NO_CODE = 3  # the exit status when no file held a code
+
+EXIT_STATUS = f"""\
+exit status: 0 some file held a code; 1 some file could not be read; 2 the decoder is
+unavailable (or a usage error); {NO_CODE} no file held a code"""
+
 
 def main(argv: list[str]) -> int:
-    """Print `path<TAB>text` per file (texts tab-separated when a file holds several codes, empty
-    when none). A file that cannot be read gets one line on stderr; the rest still run.
-    Returns 0, 1 when some file could not be read, 2 when the decoder is unavailable.
+    """Print `path<TAB>text` per file holding a code (each distinct text once, tab-separated when
+    there are several). A file with no code, or one that cannot be read, gets one line on stderr
+    instead; the rest still run. Returns the status EXIT_STATUS lists.
     """
     parser = argparse.ArgumentParser(
-        prog="pos-terminal decode", description="Decode QR and Code 128 payment codes in images."
+        prog="pos-terminal decode",
+        description="Decode QR and Code 128 payment codes in images.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    parser.add_argument("--decoder", choices=("zxing", "pyzbar"), default="zxing")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="image files")
+    parser.add_argument(
+        "--decoder",
+        choices=("zxing", "pyzbar"),
+        default="zxing",
+        help="zxing-cpp (default) or pyzbar (needs the system library libzbar0)",
+    )
     parser.add_argument(
         "--no-preprocess", action="store_true", help="only the chosen decoder, no retries on a miss"
     )
@@ -33,7 +47,7 @@ def main(argv: list[str]) -> int:
     except PosError as exc:
         print(f"pos-terminal decode: {exc}", file=sys.stderr)
         return 2
-    failed = False
+    failed, found = False, False
     for path in args.files:
         try:
             data = np.frombuffer(path.read_bytes(), np.uint8)
@@ -46,9 +60,13 @@ def main(argv: list[str]) -> int:
             print(f"pos-terminal decode: {path}: {reason}", file=sys.stderr)
             failed = True
             continue
-        clean = (t.replace("\t", " ").replace("\n", " ") for t in texts)
-        print("\t".join([str(path), *clean]) if texts else f"{path}\t", flush=True)
-    return 1 if failed else 0
+        if not texts:
+            print(f"pos-terminal decode: {path}: no code", file=sys.stderr)
+            continue
+        found = True
+        clean = dict.fromkeys(t.replace("\t", " ").replace("\n", " ") for t in texts)
+        print("\t".join([str(path), *clean]), flush=True)
+    return 1 if failed else (0 if found else NO_CODE)
 
 
 if __name__ == "__main__":

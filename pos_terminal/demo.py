@@ -15,14 +15,39 @@ from hw_mocks.customer import Wallet
 from hw_mocks.scripted import Harness, running
 from pos_terminal import money
 from pos_terminal.config import Config
+from pos_terminal.errors import ConfigError
 from pos_terminal.journal import RowState
 from pos_terminal.machine import Key, Phase
+
+
+def check_demo_config(config: Config, file: str) -> None:
+    """The demo plays its sales on the mock devices against the sandbox, and nothing else.
+
+    Raises:
+        ConfigError: the configuration asks for real WeChat Pay or a real device.
+    """
+    devices = config.devices
+    kinds = {
+        "keypad": devices.keypad.type,
+        "scanner": devices.scanner.type,
+        "display": devices.display.type,
+        "printer": devices.printer.type,
+    }
+    refused = ["wechat.sandbox.enabled: false"] if not config.wechat.sandbox.enabled else []
+    refused += [f"devices.{kind}.type: {name}" for kind, name in kinds.items() if name != "mock"]
+    if refused:
+        raise ConfigError(
+            "the demo plays its sales on the mock devices against the WeChat Pay sandbox, but "
+            f"this file sets {', '.join(refused)}; run it with a laptop configuration such as "
+            "config/terminal.yaml",
+            file=file,
+        )
 
 
 def demo_config(config: Config, work_dir: Path) -> Config:
     """The given configuration with its journal, receipts and sandbox moved into `work_dir`."""
     wechat = config.wechat
-    sandbox = dataclasses.replace(wechat.sandbox, enabled=True, state_dir=str(work_dir / "sandbox"))
+    sandbox = dataclasses.replace(wechat.sandbox, state_dir=str(work_dir / "sandbox"))
     return dataclasses.replace(
         config,
         journal=dataclasses.replace(config.journal, path=str(work_dir / "journal.sqlite")),

@@ -2,33 +2,117 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from hw_mocks.wechat_sandbox import WeChatSandbox
+from hw_mocks.wechat_sandbox import WeChatSandbox, notify
+from pos_terminal.cli import build_parser
+from pos_terminal.journal import Journal, RowState
+from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatApiError, WeChatPayClient, load_merchant_json
+from tests.journal_rows import journal_with_sale
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+LAPTOP = str(ROOT / "config" / "terminal.yaml")
 
 
-def cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def cli(
+    *args: str, cwd: Path, stdin: int | None = None, stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pos_terminal.cli", *args],
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        stdin=stdin,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
     )
+
+
+def finished(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[str, str]:
+    """stdout and stderr of a process that must end by itself; killed if it does not."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_run_refuses_a_stdout_that_is_not_a_terminal_and_says_why(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    try:  # `make run | tee log`: stdin is the terminal, stdout a pipe
+        proc = cli("run", "--config", LAPTOP, cwd=tmp_path, stdin=follower)
+        os.close(follower)
+        out, err = finished(proc)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 2
+    assert out == ""
+    [line] = err.splitlines()
+    assert "stdout" in line and "stdin" not in line and "--headless" in line
+    assert not (tmp_path / "var").exists()  # refused before anything started
+
+
+def test_run_refuses_a_stdin_that_is_not_a_terminal_and_says_why(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    try:
+        proc = cli("run", "--config", LAPTOP, cwd=tmp_path, stdin=subprocess.PIPE, stdout=follower)
+        os.close(follower)
+        _, err = finished(proc)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 2
+    [line] = err.splitlines()
+    assert "stdin" in line and "stdout" not in line and "--headless" in line
+
+
+def test_help_names_every_command_and_every_option_says_what_it_does() -> None:
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == {
+        "run", "demo", "sandbox", "notify-server", "config", "diagram", "decode"
+    }  # fmt: skip
+    assert all(choice.help for choice in commands._choices_actions)
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no help"
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_terminal.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ")}
+    assert result.returncode == 0 and listed >= set(commands.choices)
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pos_terminal.cli", "--version"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"pos-terminal {importlib.metadata.version('pos-terminal')}\n"
 
 
 def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -201,6 +285,38 @@ def test_demo_runs_three_sales_and_exits_zero(tmp_path: Path) -> None:
     assert all(": ok " in line for line in lines)
 
 
+def test_demo_refuses_a_config_with_real_wechat_pay_or_devices_naming_each(
+    tmp_path: Path,
+) -> None:
+    shop = (ROOT / "config" / "terminal.yaml").read_text(encoding="utf-8")
+    real_wechat = tmp_path / "shop.yaml"
+    real_wechat.write_text(
+        shop.replace("enabled: true", "enabled: false").replace(
+            "wechat:\n", "wechat:\n  merchant_file: m.json\n"
+        ),
+        encoding="utf-8",
+    )
+    cases = {
+        str(real_wechat): ["wechat.sandbox.enabled: false"],
+        str(ROOT / "config" / "raspberry-pi.yaml"): [
+            "wechat.sandbox.enabled: false",
+            "devices.keypad.type: hid",
+            "devices.scanner.type: camera",
+            "devices.printer.type: escpos",
+        ],
+    }
+    for config, named in cases.items():
+        work = tmp_path / "demo"
+        proc = cli("demo", "--config", config, "--work-dir", str(work), cwd=tmp_path)
+        out, err = finished(proc)
+        assert proc.returncode == 2 and out == ""
+        [line] = err.splitlines()
+        assert line.startswith(f"config error: {config}: ")
+        assert all(setting in line for setting in named)
+        assert line.count("devices.") == sum(s.startswith("devices.") for s in named)
+        assert not work.exists()  # nothing was started
+
+
 def test_diagram_prints_mermaid() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pos_terminal.cli", "diagram"],
@@ -227,6 +343,67 @@ def test_notify_server_starts_and_refuses_an_unsigned_post(tmp_path: Path) -> No
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
+    tmp_path: Path,
+) -> None:
+    sandbox = WeChatSandbox(tmp_path / "var" / "sandbox")
+    sandbox.start()
+    sandbox.stop()
+    creds = load_merchant_json(sandbox.merchant_json)
+    platform = wechat_sign.load_private_key(
+        (tmp_path / "var" / "sandbox" / "sandbox_platform_private.pem").read_bytes()
+    )
+    journal_with_sale(tmp_path / "var" / "journal.sqlite", "T1NOTIFYDAY001", amount_fen=500).close()
+    config = tmp_path / "bar.yaml"  # a bar in Tokyo counting its nights until 02:00
+    config.write_text(
+        (ROOT / "config" / "terminal.yaml")
+        .read_text(encoding="utf-8")
+        .replace("timezone: Asia/Shanghai", "timezone: Asia/Tokyo")
+        .replace("business_day_cutoff_hour: 0", "business_day_cutoff_hour: 2"),
+        encoding="utf-8",
+    )
+    resource = {
+        "mchid": creds.mchid,
+        "appid": creds.appid,
+        "out_trade_no": "T1NOTIFYDAY001",
+        "transaction_id": "4200000000202611260000000009",
+        "trade_state": "SUCCESS",
+        "success_time": "2026-11-26T01:30:00+09:00",  # 01:30 in Tokyo: still the 25th's night
+        "amount": {"total": 500},
+    }
+    body = notify.envelope(
+        creds.apiv3_key, "TRANSACTION.SUCCESS", resource, event_id="EV-DAY-1", at=time.time()
+    )
+    ts, nonce = str(int(time.time())), wechat_sign.new_nonce()
+    headers = {
+        "Wechatpay-Timestamp": ts,
+        "Wechatpay-Nonce": nonce,
+        "Wechatpay-Serial": creds.public_key_id,
+        "Wechatpay-Signature": wechat_sign.sign(
+            platform,  # type: ignore[arg-type]
+            wechat_sign.response_message(ts, nonce, body),
+        ),
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+        "Content-Type": "application/json",
+    }
+    proc = cli("notify-server", "--config", str(config), "--port", "0", cwd=tmp_path)
+    assert proc.stdout is not None
+    try:
+        url = next(w for w in proc.stdout.readline().split() if w.startswith("http://"))
+        assert httpx.post(url, content=body, headers=headers, timeout=5).status_code == 204
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    journal = Journal(tmp_path / "var" / "journal.sqlite")
+    journal.open()
+    try:
+        row = journal.by_out_trade_no("T1NOTIFYDAY001")
+    finally:
+        journal.close()
+    assert row is not None and row.state is RowState.APPROVED
+    assert row.business_date == "2026-11-25"
 
 
 def test_notify_server_without_credentials_says_so_in_one_line(tmp_path: Path) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pos_terminal.config import load_config, parse_config
+from pos_terminal.config_reference import reference
 from pos_terminal.errors import ConfigError
+from pos_terminal.payments.numbers import TERMINAL_ID_MAX, new_number
 
 ROOT = Path(__file__).parents[1]
 
@@ -151,3 +155,100 @@ def test_providers_other_than_wechat_cannot_be_enabled_yet() -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path: Path) -> None:
     assert load_config(path).merchant.terminal_id
+
+
+def test_a_section_emptied_of_its_last_key_names_the_key_now_missing() -> None:
+    err = error_of(MINIMAL.replace("  name: 测试商户\n  store_id: S1\n  terminal_id: T1\n", ""))
+    assert (err.line, err.key) == (1, "merchant.name")
+    assert "required key missing" in str(err)
+    emptied = parse_config(MINIMAL + "staff:\n  # supervisor_pin_sha256: removed\n")
+    assert emptied.staff.supervisor_pin_sha256 == ""  # nothing required there: the defaults
+
+
+def test_a_list_emptied_of_its_last_entry_is_an_empty_list() -> None:
+    production = MINIMAL.replace("enabled: true", "enabled: false")
+    err = error_of(production + "  merchant_file: m.json\n  hosts:\n")
+    assert err.key == "wechat.hosts" and "at least one host" in str(err)
+
+
+def test_a_misspelt_time_zone_is_refused_with_its_line_and_the_closest_name() -> None:
+    text = MINIMAL.replace("  terminal_id: T1\n", "  terminal_id: T1\n  timezone: Asia/Shanghia\n")
+    err = error_of(text)
+    assert (err.line, err.key) == (5, "merchant.timezone")
+    assert "'Asia/Shanghai'" in str(err)
+    zoned = parse_config(text.replace("Shanghia", "Tokyo"))
+    assert zoned.merchant.timezone == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize("terminal_id", ["T" * (TERMINAL_ID_MAX + 1), "T 1", "前台1"])
+def test_a_terminal_id_order_numbers_cannot_hold_whole_is_refused(terminal_id: str) -> None:
+    err = error_of(MINIMAL.replace("terminal_id: T1", f"terminal_id: {terminal_id}"))
+    assert (err.line, err.key) == (4, "merchant.terminal_id")
+
+
+def test_the_longest_terminal_id_goes_whole_into_order_and_refund_numbers() -> None:
+    longest = "T-9_" + "x" * (TERMINAL_ID_MAX - 4)
+    config = parse_config(MINIMAL.replace("terminal_id: T1", f"terminal_id: {longest}"))
+    now = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+    for prefix in ("", "R"):
+        number = new_number(prefix, config.merchant.terminal_id, now)
+        assert number.startswith(prefix + longest) and len(number) <= 32  # out_trade_no: 32
+
+
+WITH_DESCRIPTION = MINIMAL.replace("wechat:\n", "wechat:\n  description: {}\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        (MINIMAL.replace("S1", "S" * 33), 3, "merchant.store_id"),  # store_info.out_id: 32
+        (WITH_DESCRIPTION.format("d" * 128), 6, "wechat.description"),  # 127 at most
+        (WITH_DESCRIPTION.format("面条🍜"), 6, "wechat.description"),  # nothing beyond U+FFFF
+    ],
+)
+def test_text_wechat_would_refuse_at_every_sale_is_refused_at_start(
+    text: str, line: int, key: str
+) -> None:
+    err = error_of(text)
+    assert (err.line, err.key) == (line, key)
+
+
+def test_the_configuration_reference_in_docs_is_current() -> None:
+    docs = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert docs == reference(), (
+        "docs/configuration.md is stale: pos-terminal config --reference > docs/configuration.md"
+    )
+
+
+def test_the_reference_names_every_key_of_the_laptop_config() -> None:
+    shipped = yaml.safe_load((ROOT / "config" / "terminal.yaml").read_text(encoding="utf-8"))
+    text = reference()
+
+    def keys(node: dict[str, object], path: str) -> list[tuple[str, str]]:
+        found = []
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else key
+            found += keys(value, here) if isinstance(value, dict) else [(path, key)]
+        return found
+
+    for section, key in keys(shipped, ""):
+        table = text.split(f"## `{section}`\n", 1)[1].split("\n## ", 1)[0]
+        assert f"| `{key}` |" in table, f"{section}.{key}"
+
+
+def test_the_config_command_checks_a_file_in_one_line(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(MINIMAL, encoding="utf-8")
+    bad.write_text(MINIMAL.replace("T1", "T 1"), encoding="utf-8")
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "pos_terminal.cli", "config", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for path in (good, bad)
+    ]
+    assert (runs[0].returncode, runs[0].stdout) == (0, f"{good}: ok\n")
+    assert runs[1].returncode == 2
+    assert runs[1].stderr.startswith(f"config error: {bad}:4: merchant.terminal_id: ")

@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from hw_mocks.camera import Distortion, empty_frame, frame, payment_code, render_code128, render_qr
-from pos_terminal.decode_cli import main
+from pos_terminal.decode_cli import NO_CODE, main
 
 
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, Path]:
+    twice = frame(render_qr(payment_code(3), 4))
     files = {
         "qr": (tmp_path / "qr.png", frame(render_qr(payment_code(1), 4), Distortion(rotate=10))),
         "bar": (tmp_path / "bar.jpg", frame(render_code128(payment_code(2), 3))),
         "empty": (tmp_path / "empty.png", empty_frame("scene")),
+        "twice": (tmp_path / "twice.png", np.hstack([twice, twice])),  # one code shown twice
     }
     for path, image in files.values():
         cv2.imwrite(str(path), image)
@@ -25,16 +28,33 @@ def images(tmp_path: Path) -> dict[str, Path]:
     return {name: path for name, (path, _) in files.items()} | {"broken": broken}
 
 
-def test_each_file_gets_one_line_with_its_decoded_text(
+def test_each_file_with_a_code_gets_one_line_with_its_decoded_text(
     images: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([str(images["qr"]), str(images["bar"]), str(images["empty"])]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out == [
+    assert main([str(images["qr"]), str(images["empty"]), str(images["bar"])]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
         f"{images['qr']}\t{payment_code(1)}",
         f"{images['bar']}\t{payment_code(2)}",
-        f"{images['empty']}\t",
     ]
+    assert captured.err.splitlines() == [f"pos-terminal decode: {images['empty']}: no code"]
+
+
+def test_when_no_file_holds_a_code_each_says_so_and_the_status_is_distinct(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(images["empty"]), str(images["empty"])]) == NO_CODE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"pos-terminal decode: {images['empty']}: no code"] * 2
+    assert NO_CODE not in (0, 1, 2)  # the statuses of codes found, unreadable files, no decoder
+
+
+def test_a_code_seen_twice_in_one_image_is_printed_once(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(images["twice"])]) == 0
+    assert capsys.readouterr().out == f"{images['twice']}\t{payment_code(3)}\n"
 
 
 def test_unreadable_files_get_one_error_line_and_the_rest_still_run(

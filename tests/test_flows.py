@@ -381,7 +381,7 @@ def test_paper_out_mid_sale_prints_the_receipt_once_paper_is_back(tmp_path: Path
             await h.until(lambda s: s.printer_notice == "")
             [row] = await h.rows()
             assert row.printed and h.printer.jobs == 1
-            assert h.printer.names == [row.out_trade_no]
+            assert list(h.printer.names) == [row.out_trade_no]
             assert any("￥25.00" in line for line in h.printer.last.lines)  # type: ignore[union-attr]
 
     asyncio.run(scenario())
@@ -399,7 +399,7 @@ def test_the_cashier_can_reprint_the_last_receipt(tmp_path: Path) -> None:
                 if h.printer.jobs == 2:
                     break
                 await asyncio.sleep(0.05)
-            assert h.printer.names == [row.out_trade_no, f"{row.out_trade_no}-reprint"]
+            assert list(h.printer.names) == [row.out_trade_no, f"{row.out_trade_no}-reprint"]
             text = "\n".join(h.printer.last.lines)  # type: ignore[union-attr]
             assert "重印 REPRINT" in text and "￥18.88" in text and row.out_trade_no in text
             assert h.printer.last.qr_payloads == [row.out_trade_no] * 2  # type: ignore[union-attr]
@@ -426,7 +426,7 @@ def test_scanning_an_old_receipt_while_idle_reprints_it(tmp_path: Path) -> None:
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.2)
-            assert h.printer.names == [*first, f"{first[0]}-reprint"]
+            assert list(h.printer.names) == [*first, f"{first[0]}-reprint"]
             assert "￥1.11" in "\n".join(h.printer.last.lines)  # type: ignore[union-attr]
 
     asyncio.run(scenario())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drivers.printer_escpos import PaperStatus
-from hw_mocks.printer import MockPrinter, job_file_stem
+from hw_mocks.printer import NAMES_KEPT, MockPrinter, job_file_stem
 from pos_terminal.errors import DeviceError
 from pos_terminal.receipt import PrinterProfile, SaleReceipt, render_escpos
 
@@ -97,7 +97,7 @@ def test_paper_out_in_the_middle_of_a_sale_then_reprint_after_reload(tmp_path: P
 
     seen, printer = asyncio.run(scenario())
     assert seen == [PaperStatus.OK, PaperStatus.OUT]
-    assert printer.names == ["POS20240501123456A1-reprint"] and printer.last is not None
+    assert list(printer.names) == ["POS20240501123456A1-reprint"] and printer.last is not None
     assert sum("重印 REPRINT" in line for line in printer.last.lines) == 2
 
 
@@ -120,3 +120,15 @@ def test_near_end_still_prints(tmp_path: Path) -> None:
             return printer.jobs
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_a_long_run_keeps_only_the_latest_job_names(tmp_path: Path) -> None:
+    async def scenario() -> MockPrinter:
+        async with MockPrinter(tmp_path, png=False) as printer:
+            for n in range(NAMES_KEPT + 5):
+                await printer.print_job(f"job{n}", b"\x1b@sale\n")
+            return printer
+
+    printer = asyncio.run(scenario())
+    assert printer.jobs == NAMES_KEPT + 5
+    assert list(printer.names) == [f"job{n}" for n in range(5, NAMES_KEPT + 5)]

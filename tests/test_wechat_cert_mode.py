@@ -622,6 +622,8 @@ async def test_a_forged_certificate_download_is_refused(
         problem = "serial is " + SERIAL if case == "serial_mismatch" else "does not match"
         with pytest.raises(CertificateError, match=problem):
             await client.refresh_certificates()
+        # a forged signature is a security event; a certificate failing its own checks is not
+        assert client.signature_failures == (case == "signed_by_another_key")
     assert keys.snapshot().keys() == {forged_creds.public_key_id}
 
 

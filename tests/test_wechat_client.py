@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -481,6 +482,21 @@ async def test_a_tampered_body_is_refused(
         await wechat_client.query(out_trade_no="N0000001")  # a signed error body, tampered
 
 
+async def test_a_signature_failure_is_counted_and_logged_as_a_warning(
+    wechat_client: WeChatPayClient, sandbox: WeChatSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _native(wechat_client)
+    assert wechat_client.signature_failures == 0  # a good answer is no event
+    sandbox.set_faults(Faults(tamper_body=True))
+    with caplog.at_level(logging.INFO, logger="pos_terminal.payments.wechat"):
+        for _ in range(2):
+            with pytest.raises(WeChatResponseError):
+                await wechat_client.query(out_trade_no="N0000001")
+    assert wechat_client.signature_failures == 2
+    levels = [r.levelno for r in caplog.records if r.name == "pos_terminal.payments.wechat"]
+    assert levels.count(logging.WARNING) == 2
+
+
 async def test_answers_signed_by_another_key_or_serial_are_refused(
     sandbox_state_dir: Path, sandbox_clock: ManualClock
 ) -> None:
@@ -569,10 +585,28 @@ async def test_system_error_after_commit_is_outcome_unknown_and_query_finds_the_
     assert (await wechat_client.query(out_trade_no="C0000001")).trade_state is TradeState.SUCCESS
 
 
+Queued = list[tuple[int, dict[str, str], bytes]]  # status, headers, body: one per request
+
+
+class RogueServer(ThreadingHTTPServer):
+    """Closing joins the handler threads, so whatever they print lands in the test that ran them;
+    a client hanging up (as on a refused answer) is routine, not a traceback."""
+
+    daemon_threads = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
 @pytest.fixture
-def rogue_server() -> Iterator[tuple[str, list[tuple[int, dict[str, str], bytes]]]]:
+def rogue_server() -> Iterator[tuple[str, Queued, RogueServer]]:
     """A loopback server answering whatever the test queues: for answers the sandbox never gives."""
-    queue: list[tuple[int, dict[str, str], bytes]] = []
+    queue: Queued = []
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
@@ -590,25 +624,25 @@ def rogue_server() -> Iterator[tuple[str, list[tuple[int, dict[str, str], bytes]
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = RogueServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", queue
-    server.shutdown()
-    server.server_close()
+    yield f"http://127.0.0.1:{server.server_address[1]}", queue, server
+    server.close()
 
 
-async def test_a_huge_answer_is_refused_unread(
+async def test_a_huge_answer_is_refused_unread_and_the_hang_up_stays_quiet(
     sandbox: WeChatSandbox,
     sandbox_clock: ManualClock,
-    rogue_server: tuple[str, list[tuple[int, dict[str, str], bytes]]],
+    rogue_server: tuple[str, Queued, RogueServer],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    url, queue = rogue_server
-    queue.append(
-        (200, {"Content-Type": "application/json"}, b'{"code_url":"' + b"x" * (2 << 20) + b'"}')
-    )
+    url, queue, server = rogue_server
+    # far more than socket buffers hold: the server is still writing when the client hangs up
+    huge = b'{"code_url":"' + b"x" * (16 << 20) + b'"}'
+    queue.append((200, {"Content-Type": "application/json"}, huge))
     queue.append((502, {"Content-Type": "text/html"}, b"<html>bad gateway</html>"))
     async with _client(sandbox, sandbox_clock, base_urls=[url]) as client:
         with pytest.raises(WeChatResponseError, match="exceeds"):
@@ -616,6 +650,8 @@ async def test_a_huge_answer_is_refused_unread(
         with pytest.raises(WeChatApiError) as err:
             await _native(client)
     assert err.value.status == 502 and err.value.outcome_unknown
+    server.close()  # the handlers have finished, and said what they had to say
+    assert capfd.readouterr().err == ""  # no traceback in the middle of a passing run
 
 
 # ---------------------------------------------------------------- parsing, credentials, logs

@@ -282,6 +282,8 @@ class WeChatPayClient:
         self._keys = keys if keys is not None else PlatformKeys.from_credentials(creds)
         self._refresh_lock = asyncio.Lock()
         self._throttle = RefreshThrottle(clock)
+        # answers refused because their signature did not verify: a security event each
+        self.signature_failures = 0
 
     async def __aenter__(self) -> Self:
         # plain-HTTP hosts (the loopback sandbox) need no CA bundle, and loading one costs ~30 ms
@@ -450,6 +452,7 @@ class WeChatPayClient:
                 max_skew_s=MAX_CLOCK_SKEW_S,
             )
         except wechat_sign.SignFormatError as exc:
+            self._signature_failed(answer, exc)
             raise CertificateError(
                 f"certificates (request {answer.request_id or '-'}): {exc}"
             ) from exc
@@ -639,10 +642,19 @@ class WeChatPayClient:
                 raise self._untrusted(answer, exc) from exc
             return serial in self._keys
 
-    @staticmethod
-    def _untrusted(answer: _Answer, exc: Exception) -> WeChatResponseError:
+    def _untrusted(self, answer: _Answer, exc: Exception) -> WeChatResponseError:
+        self._signature_failed(answer, exc)
         return WeChatResponseError(
             f"HTTP {answer.status} request {answer.request_id or '-'}: {exc}"
+        )
+
+    def _signature_failed(self, answer: _Answer, exc: Exception) -> None:
+        self.signature_failures += 1
+        log.warning(
+            "wechat answer refused, its signature did not verify: HTTP %s request %s: %s",
+            answer.status,
+            answer.request_id or "-",
+            exc,
         )
 
 
