@@ -88,11 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         sandbox.add_argument(f"--notify-{name}", type=float, help=what + "; implies --notify")
 
     notify = commands.add_parser(
-        "notify-server", help="receive WeChat Pay notifications into the journal (store server)"
+        "notify-server",
+        help="receive WeChat Pay notifications into the journal while no terminal runs on it",
     )
     notify.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=CONFIG_HELP)
-    notify.add_argument("--host", default="127.0.0.1", help="behind the HTTPS proxy WeChat calls")
-    notify.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    notify.add_argument(
+        "--host", help="behind the HTTPS proxy WeChat calls (default: notify.listen, 127.0.0.1)"
+    )
+    notify.add_argument("--port", type=int, help="default: notify.listen's, or 8080")
 
     config = commands.add_parser(
         "config", help="check a configuration file, or print the reference of every key"
@@ -164,19 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: ok")
             return 0
         if args.command == "notify-server":
-            from pos_terminal.business_day import BusinessDay
-            from pos_terminal.clock import zone
-            from pos_terminal.notify_server import serve
-            from pos_terminal.payments.wechat import load_merchant_json
-
-            _log_to_stderr()
-            creds = load_merchant_json(merchant_file(config))
-            # the sandbox runs inside the terminal, not here: no certificates to fetch then
-            hosts = () if config.wechat.sandbox.enabled else config.wechat.hosts
-            merchant = config.merchant
-            day = BusinessDay(zone(merchant.timezone), merchant.business_day_cutoff_hour)
-            journal = Path(config.journal.path)
-            return serve(creds, journal, args.host, args.port, wechat_hosts=hosts, business_day=day)
+            return _notify_server(config, args.host, args.port)
         if args.command == "demo":
             from pos_terminal.demo import check_demo_config, run_demo
 
@@ -228,6 +219,33 @@ def merchant_file(config: Config) -> Path:
     if sandbox.enabled:
         return Path(sandbox.state_dir) / "merchant.json"
     return Path(config.wechat.merchant_file)
+
+
+def _notify_server(config: Config, host: str | None, port: int | None) -> int:
+    """The stand-alone receiver: where `notify.listen` says unless told otherwise."""
+    from pos_terminal.business_day import BusinessDay
+    from pos_terminal.clock import SystemClock
+    from pos_terminal.notify_server import serve
+    from pos_terminal.payments.wechat import load_merchant_json
+
+    _log_to_stderr()
+    creds = load_merchant_json(merchant_file(config))
+    # the sandbox runs inside the terminal, not here: no certificates to fetch then
+    hosts = () if config.wechat.sandbox.enabled else config.wechat.hosts
+    listen = config.notify.address or ("127.0.0.1", 8080)
+    merchant = config.merchant
+    return serve(
+        creds,
+        Path(config.journal.path),
+        listen[0] if host is None else host,
+        listen[1] if port is None else port,
+        path=config.wechat.notify_path,
+        settings=config.notify,
+        business_day=BusinessDay(
+            SystemClock(merchant.timezone).tz, merchant.business_day_cutoff_hour
+        ),
+        wechat_hosts=hosts,
+    )
 
 
 async def run_terminal(config: Config, *, interactive: bool) -> int:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -134,6 +135,28 @@ class WeChatConfig:
     read_timeout_s: float = field(default=15.0, metadata=bounds(min=0.1, max=120.0))
     sandbox: SandboxConfig = SandboxConfig()
 
+    @property
+    def notify_path(self) -> str:
+        """The path of `notify_url`: where the notification receiver takes POSTs."""
+        return notify_path(self.notify_url)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """The WeChat Pay notification receiver inside the terminal (notify_server.py)."""
+
+    # host:port the HTTPS proxy named by wechat.notify_url forwards to; "" leaves it off
+    listen: str = ""
+    # a request must arrive whole (head and body) this soon after connecting or the last answer
+    request_timeout_s: float = field(default=5.0, metadata=bounds(min=0.5, max=60.0))
+    # open connections at once; one more is closed unanswered
+    max_connections: int = field(default=32, metadata=bounds(min=1, max=1024))
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """`listen` as (host, port), None when the receiver is off."""
+        return split_host_port(self.listen) if self.listen else None
+
 
 @dataclass(frozen=True)
 class PaymentConfig:
@@ -180,6 +203,7 @@ class Config:
     merchant: MerchantConfig
     devices: DevicesConfig = DevicesConfig()
     wechat: WeChatConfig = WeChatConfig()
+    notify: NotifyConfig = NotifyConfig()
     payment: PaymentConfig = PaymentConfig()
     screen: ScreenConfig = ScreenConfig()
     journal: JournalConfig = JournalConfig()
@@ -217,6 +241,14 @@ def parse_config(text: str, name: str = "<config>") -> Config:
     config: Config = reader.read(Config, node, "")
     if not config.wechat.sandbox.enabled:
         _require_production_wechat(config.wechat, reader, node)
+    for key, check in (
+        ("wechat.notify_url", lambda: config.wechat.notify_path),
+        ("notify.listen", lambda: config.notify.address),
+    ):
+        try:
+            check()
+        except ValueError as exc:
+            raise reader.error(node, key, str(exc)) from exc
     devices = config.devices
     if devices.keypad.type == "hid" and devices.keypad.hid is None:
         raise reader.error(node, "devices.keypad.hid", "required with type: hid (its device path)")
@@ -247,6 +279,42 @@ def code_rules(
         if reader is None:
             raise
         raise reader.error(node, exc.key, exc.reason) from exc
+
+
+_URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+
+
+def notify_path(url: str) -> str:
+    """The path of a notify_url: an http(s) URL without query or fragment, as WeChat requires.
+
+    Raises:
+        ValueError: not such a URL, or a path with characters other than letters, digits and
+            `._~/-`.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(f"{url!r}: WeChat takes no query or fragment in a notify_url")
+    path = parts.path or "/"
+    if not _URL_PATH.fullmatch(path):
+        raise ValueError(f"{path!r}: a path of letters, digits and ._~/- only")
+    return path
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """`127.0.0.1:8080` or `[::1]:8080` as (host, port); port 0 picks a free one.
+
+    Raises:
+        ValueError: not host:port, or the port is out of range.
+    """
+    host, colon, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:8080)")
+    if int(port) > 65535:
+        raise ValueError(f"port {port} is out of range: must be between 0 and 65535")
+    return host, int(port)
 
 
 def _require_production_wechat(wechat: WeChatConfig, reader: NodeReader, node: yaml.Node) -> None:

@@ -20,11 +20,16 @@ class JournalLocked(PosError):
     """Another process holds the journal."""
 
 
+STOP_IT_FIRST = "stop it first (systemctl stop pos-terminal) or use another journal.path"
+
+
 class JournalLock:
     """`with JournalLock(journal_path):` holds the journal for this process, or refuses at once."""
 
-    def __init__(self, journal_path: Path) -> None:
+    def __init__(self, journal_path: Path, *, advice: str = STOP_IT_FIRST) -> None:
+        """`advice` ends the refusal: what the user should do instead."""
         self.journal_path = journal_path
+        self.advice = advice
         self.path = journal_path.with_name(journal_path.name + ".lock")
         self._fd: int | None = None
 
@@ -43,7 +48,7 @@ class JournalLock:
             os.close(fd)
             raise JournalLocked(
                 f"{self.journal_path} is in use by another pos-terminal (pid {holder}); "
-                "stop it first (systemctl stop pos-terminal) or use another journal.path"
+                + self.advice
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

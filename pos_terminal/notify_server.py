@@ -1,32 +1,46 @@
-"""`pos-terminal notify-server`: receives WeChat Pay notifications on a store server.
+"""WeChat Pay notifications, received on the terminal's own device into its journal.
 
-For a store server with a public address (a terminal behind NAT polls instead). Each POST is
-verified, decrypted and recorded into the journal before it is answered — well within WeChat's
-5 s — with 204 on success and 4xx `{"code": "FAIL"}` when refused, so WeChat retries.
+Until the store server takes notifications over, the receiver runs beside the terminal, on the
+same device and journal, and never as a second writer: inside the terminal (`notify.listen`) it
+writes through the terminal's journal thread; stand-alone (`pos-terminal notify-server`, while no
+terminal runs) it holds the journal's lock for its lifetime. Each POST to the path of
+`wechat.notify_url` is verified, decrypted and recorded before it is answered, well within
+WeChat's 5 s: 204, 4xx `{"code": "FAIL"}` when refused, 500 when recording failed (logged);
+WeChat retries all but 2xx.
+
+uvicorn serves it (http_server.py) behind the HTTPS proxy `notify_url` names, with limits: a
+head of 8 KiB, a body of 64 KiB (read streaming; a larger Content-Length is refused unread, a
+malformed one by h11), the whole request within `notify.request_timeout_s`, idle keep-alive 5 s,
+and `notify.max_connections` connections at once.
 
 Notifications are signed by the WeChat Pay public key or, during the key switch, a platform
 certificate (reference §1.2). One naming an unknown certificate serial triggers `refresh` (at most
-once per 60 s), which loads the certificates into the server's `PlatformKeys`, and one more try.
+once per 60 s), which loads the certificates into the shared `PlatformKeys`, and one more try.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import signal
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
+from types import TracebackType
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from pos_terminal.business_day import BusinessDay
-from pos_terminal.clock import SystemClock
+from pos_terminal.config import NotifyConfig
 from pos_terminal.errors import PosError
-from pos_terminal.journal import Journal
+from pos_terminal.http_server import HttpServer, Limits, ListenError
+from pos_terminal.journal import Journal, JournalWorker
+from pos_terminal.journal_lock import JournalLock
 from pos_terminal.payments.wechat import WeChatCredentials, WeChatPayClient
 from pos_terminal.payments.wechat_keys import (
     PlatformKeys,
@@ -45,84 +59,119 @@ from pos_terminal.payments.wechat_notify import (
 
 log = logging.getLogger(__name__)
 
-REFRESH_TIMEOUT_S = 4.0  # connect and read timeout of the certificate download (`serve`)
+REFRESH_TIMEOUT_S = 4.0  # connect and read timeout of the certificate download
+DEFAULTS = NotifyConfig()
+TERMINAL_RUNS = (
+    "a terminal runs on this journal: receive notifications inside it instead "
+    "(notify.listen in its configuration)"
+)
+
+Refresh = Callable[[], Awaitable[object]]
+
+
+class _TooLarge(NotificationError):
+    """A body over MAX_NOTIFICATION_BYTES, declared or sent."""
 
 
 class NotifyServer:
-    """A threaded HTTP receiver; journal writes are serialised through one lock."""
+    """The receiver: a Starlette app served by uvicorn on the running loop; `async with` it."""
 
     def __init__(
         self,
         creds: WeChatCredentials,
-        journal_path: Path,
+        journal: JournalWorker,
         *,
+        business_day: BusinessDay,
+        path: str = "/wechatpay/notify",
         host: str = "127.0.0.1",
         port: int = 0,
+        settings: NotifyConfig = DEFAULTS,
         clock: Callable[[], float] = time.time,
         keys: PlatformKeys | None = None,
-        refresh: Callable[[], object] | None = None,
-        business_day: BusinessDay | None = None,
+        refresh: Refresh | None = None,
     ) -> None:
-        """`keys` defaults to the credentials' public key; `refresh` loads the platform
-        certificates into `keys` (blocking; its result is ignored) or raises a PosError."""
+        """`journal` is the journal owner's thread: the terminal's, or `owned_journal`'s.
+        `keys` defaults to the credentials' public key; `refresh` loads the platform
+        certificates into `keys` (its result is ignored) or raises a PosError."""
         self.creds = creds
+        self.journal = journal
+        self.merchant = Merchant(creds.mchid, creds.appid, business_day)
+        self.path = path
+        self.settings = settings
         self.clock = clock
-        self.merchant = Merchant(
-            creds.mchid, creds.appid, business_day or BusinessDay(SystemClock().tz)
-        )
         self.keys = keys if keys is not None else PlatformKeys.from_credentials(creds)
         self._refresh = refresh
-        self._refresh_lock = threading.Lock()
+        self._refresh_lock = asyncio.Lock()
         self._throttle = RefreshThrottle(clock)
-        self.journal = Journal(journal_path)
-        self._lock = threading.Lock()
-        self._address = (host, port)
-        self._http: ThreadingHTTPServer | None = None
+        app = Starlette(routes=[Route(path, self._notify, methods=["POST"])])
+        limits = Limits(settings.request_timeout_s, settings.max_connections)
+        self._http = HttpServer(app, host, port, limits)
         self.accepted = 0
         self.refused = 0
 
     @property
     def url(self) -> str:
-        assert self._http is not None
-        host, port = self._http.server_address[:2]
-        return f"http://{host}:{port}/wechatpay/notify"
+        host, port = self._http.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}{self.path}"
 
-    def start(self) -> None:
-        self.journal.open()
-        self._http = ThreadingHTTPServer(self._address, _handler(self))
-        threading.Thread(target=self._http.serve_forever, name="notify-server", daemon=True).start()
+    async def open(self) -> None:
+        """Listen and serve on the running loop.
 
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
-        self.journal.close()
+        Raises:
+            ListenError: the address cannot be listened on (in use, not ours).
+        """
+        await self._http.open()
 
-    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """One notification in, (HTTP status, body) out."""
+    async def close(self) -> None:
+        """Stop listening; notifications in flight get a moment to be recorded."""
+        await self._http.close()
+
+    async def __aenter__(self) -> NotifyServer:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ one notification
+
+    async def _notify(self, request: Request) -> Response:
         try:
-            note = self._open(headers, body)
+            body = await _read_body(request)
+            note = await self._open(request.headers, body)
+            stamp = datetime.fromtimestamp(self.clock(), self.merchant.business_day.tz)
+            outcome = await self.journal(
+                lambda j: record(j, note, now=stamp, merchant=self.merchant)
+            )
         except NotificationError as exc:
             self.refused += 1
             log.warning("notification refused: %s", exc)
-            return 400, json.dumps({"code": "FAIL", "message": str(exc)[:200]}).encode()
-        stamp = datetime.fromtimestamp(self.clock(), self.merchant.business_day.tz)
-        with self._lock:
-            outcome = record(self.journal, note, now=stamp, merchant=self.merchant)
+            if isinstance(exc, _TooLarge):  # the rest of the body is never read: hang up
+                return _fail(413, str(exc), {"Connection": "close"})
+            return _fail(400, str(exc))
+        except ClientDisconnect:
+            return Response(status_code=400)  # no one is left to hear it
+        except Exception:  # one site per request: WeChat retries a 500, nothing is lost
+            log.exception("notification could not be recorded")
+            return _fail(500, "internal error")
         self.accepted += 1
         log.info("notification %s %s: %s", note.id, note.event_type, outcome)
-        return 204, b""
+        return Response(status_code=204)
 
-    def _open(self, headers: dict[str, str], body: bytes) -> Notification:
+    async def _open(self, headers: Mapping[str, str], body: bytes) -> Notification:
         try:
             return self._open_once(headers, body)
         except UnknownNotificationSigner as exc:
-            if not (looks_like_certificate_serial(exc.serial) and self._learn(exc.serial)):
+            if not (looks_like_certificate_serial(exc.serial) and await self._learn(exc.serial)):
                 raise
         return self._open_once(headers, body)
 
-    def _open_once(self, headers: dict[str, str], body: bytes) -> Notification:
+    def _open_once(self, headers: Mapping[str, str], body: bytes) -> Notification:
         return open_notification(
             headers,
             body,
@@ -131,48 +180,105 @@ class NotifyServer:
             now=self.clock(),
         )
 
-    def _learn(self, serial: str) -> bool:
+    async def _learn(self, serial: str) -> bool:
         """Whether certificate `serial` is known, refreshing if none was done for 60 s."""
-        with self._refresh_lock:  # concurrent notifications wait for one download
+        async with self._refresh_lock:  # concurrent notifications wait for one download
             if serial in self.keys:
                 return True
             if self._refresh is None or not self._throttle.allow():
                 return False
             try:
-                self._refresh()
+                await self._refresh()
             except PosError as exc:
                 log.warning("platform certificates could not be loaded: %s", exc)
                 return False
             return serial in self.keys
 
 
-def _handler(server: NotifyServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0") or 0)
-            if length > MAX_NOTIFICATION_BYTES:
-                self._reply(413, b'{"code":"FAIL","message":"too large"}')
-                return
-            body = self.rfile.read(length)
-            try:
-                status, answer = server.handle(dict(self.headers.items()), body)
-            except Exception:  # one site per request: WeChat retries a 500, nothing is lost
-                log.exception("notification could not be recorded")
-                status, answer = 500, b'{"code":"FAIL","message":"internal error"}'
-            self._reply(status, answer)
+async def _read_body(request: Request) -> bytes:
+    """The body, never more than MAX_NOTIFICATION_BYTES of it read, whatever the framing says.
 
-        def _reply(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            if body:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    h11 has refused a Content-Length that is not a number (400) before the app runs.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and int(declared) > MAX_NOTIFICATION_BYTES:
+        raise _TooLarge(f"Content-Length {declared:.20} is over {MAX_NOTIFICATION_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_NOTIFICATION_BYTES:
+            raise _TooLarge(f"body is over {MAX_NOTIFICATION_BYTES} bytes")
+    return bytes(body)
 
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("notify-server: " + format, *args)
 
-    return Handler
+def _fail(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return JSONResponse({"code": "FAIL", "message": message[:200]}, status, headers)
+
+
+# ---------------------------------------------------------------- the two ways to run it
+
+
+@contextlib.asynccontextmanager
+async def in_terminal(
+    settings: NotifyConfig,
+    creds: WeChatCredentials,
+    journal: JournalWorker,
+    *,
+    path: str,
+    business_day: BusinessDay,
+    keys: PlatformKeys,
+    hosts: Sequence[str],
+    clock: Callable[[], float],
+) -> AsyncIterator[NotifyServer | None]:
+    """The receiver inside the terminal, writing through its journal thread; None when
+    `notify.listen` is empty. `keys` are shared with the terminal's client.
+
+    Raises:
+        ListenError: `notify.listen` cannot be listened on.
+    """
+    address = settings.address
+    if address is None:
+        yield None
+        return
+    server = NotifyServer(
+        creds,
+        journal,
+        business_day=business_day,
+        path=path,
+        host=address[0],
+        port=address[1],
+        settings=settings,
+        clock=clock,
+        keys=keys,
+        refresh=certificate_refresh(creds, hosts, keys),
+    )
+    try:
+        await server.open()
+    except ListenError as exc:
+        raise ListenError(f"the notification receiver (notify.listen) {exc}") from exc
+    try:
+        log.info("receiving WeChat Pay notifications at %s", server.url)
+        yield server
+    finally:
+        await server.close()
+
+
+@contextlib.asynccontextmanager
+async def owned_journal(path: Path) -> AsyncIterator[JournalWorker]:
+    """The journal for a receiver with no terminal running: its lock, held throughout, and a
+    journal thread of its own.
+
+    Raises:
+        JournalLocked: a terminal runs on this journal (the message says to use its receiver).
+    """
+    with JournalLock(path, advice=TERMINAL_RUNS):
+        worker = JournalWorker(Journal(path))
+        try:
+            await worker(lambda j: j.open())
+            yield worker
+        finally:
+            await worker(lambda j: j.close())
+            worker.shutdown()
 
 
 def serve(
@@ -181,44 +287,52 @@ def serve(
     host: str,
     port: int,
     *,
+    path: str,
+    settings: NotifyConfig,
+    business_day: BusinessDay,
     wechat_hosts: Sequence[str] = (),
-    business_day: BusinessDay | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM; prints the URL to give WeChat as notify_url.
+    """`pos-terminal notify-server`: run stand-alone until SIGINT/SIGTERM; prints its URL.
 
     With `wechat_hosts`, platform certificates are downloaded from there when needed.
+
+    Raises:
+        JournalLocked: a terminal runs on this journal.
+        ListenError: the address cannot be listened on.
     """
     keys = PlatformKeys.from_credentials(creds)
     refresh = certificate_refresh(creds, wechat_hosts, keys) if wechat_hosts else None
-    server = NotifyServer(
-        creds,
-        journal_path,
-        host=host,
-        port=port,
-        keys=keys,
-        refresh=refresh,
-        business_day=business_day,
-    )
-    server.start()
-    done = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with (
+            owned_journal(journal_path) as journal,
+            NotifyServer(
+                creds,
+                journal,
+                business_day=business_day,
+                path=path,
+                host=host,
+                port=port,
+                settings=settings,
+                keys=keys,
+                refresh=refresh,
+            ) as server,
+        ):
+            print(f"notify server at {server.url} (journal {journal_path})", flush=True)
+            await stop.wait()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    print(f"notify server at {server.url} (journal {journal_path})", flush=True)
-    try:
-        done.wait()
-    finally:
-        server.stop()
+    asyncio.run(run())
     return 0
 
 
 def certificate_refresh(
     creds: WeChatCredentials, hosts: Sequence[str], keys: PlatformKeys
-) -> Callable[[], list[str]]:
-    """A blocking `refresh` for NotifyServer: one short-lived client loads the certificates."""
+) -> Refresh:
+    """A `refresh` for NotifyServer: one short-lived client loads the certificates into `keys`."""
 
     async def download() -> list[str]:
         async with WeChatPayClient(
@@ -230,4 +344,4 @@ def certificate_refresh(
         ) as client:
             return await client.refresh_certificates()
 
-    return lambda: asyncio.run(download())
+    return download

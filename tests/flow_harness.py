@@ -43,9 +43,11 @@ def flow_config(
     userpaying_s: float = 0.5,
     primary_url: str | None = None,
     reverse_min_delay: float = 0.3,
+    notify_port: int | None = None,
 ) -> Config:
     """Fast timings; the in-process sandbox, or an external one when `sandbox_url` is given
-    (behind `primary_url` as the primary host when that is given too)."""
+    (behind `primary_url` as the primary host when that is given too); with `notify_port`, the
+    terminal's own notification receiver on that loopback port, named by its notify_url."""
     if sandbox_url is None:
         wechat = f"""\
 wechat:
@@ -65,6 +67,9 @@ wechat:
     timings = FAST_TIMINGS.format(
         deadline=deadline, qr_poll=qr_poll, reverse_min_delay=reverse_min_delay
     )
+    if notify_port is not None:
+        wechat += f"  notify_url: http://127.0.0.1:{notify_port}/wechatpay/notify\n"
+        wechat += f"notify:\n  listen: 127.0.0.1:{notify_port}\n"
     text = f"""\
 merchant:
   name: 好邻居便利店（南京西路店）

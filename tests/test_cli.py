@@ -406,6 +406,26 @@ def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
     assert row.business_date == "2026-11-25"
 
 
+def test_notify_server_refuses_at_once_while_a_terminal_runs_on_the_journal(
+    tmp_path: Path,
+) -> None:
+    config = str(ROOT / "config" / "terminal.yaml")
+    terminal = cli("run", "--headless", "--config", config, cwd=tmp_path)
+    assert terminal.stdout is not None
+    try:
+        assert terminal.stdout.readline().strip() == "ready"
+        receiver = cli("notify-server", "--config", config, "--port", "0", cwd=tmp_path)
+        out, err = receiver.communicate(timeout=30)
+        assert receiver.returncode == 1 and out == ""
+        assert err.count("\n") == 1, err
+        assert f"(pid {terminal.pid})" in err and "notify.listen" in err
+        assert terminal.poll() is None  # the terminal runs on, untouched
+    finally:
+        terminal.send_signal(signal.SIGTERM)
+        terminal.communicate(timeout=30)
+    assert terminal.returncode == 0
+
+
 def test_notify_server_without_credentials_says_so_in_one_line(tmp_path: Path) -> None:
     config = str(ROOT / "config" / "terminal.yaml")
     proc = cli("notify-server", "--config", config, "--port", "0", cwd=tmp_path)

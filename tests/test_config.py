@@ -111,8 +111,32 @@ def test_the_command_line_reports_a_config_error_in_one_line(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"config error: {bad}:8: jornal: unknown key (did you mean 'journal'?); valid keys: "
-        "devices, journal, merchant, payment, screen, staff, wechat"
+        "devices, journal, merchant, notify, payment, screen, staff, wechat"
     ]
+
+
+def test_the_notification_receiver_is_off_unless_it_is_given_an_address() -> None:
+    assert parse_config(MINIMAL).notify.address is None
+    config = parse_config(MINIMAL + "notify:\n  listen: 127.0.0.1:8080\n")
+    assert config.notify.address == ("127.0.0.1", 8080)
+    assert config.wechat.notify_path == "/wechatpay/notify"
+    assert parse_config(MINIMAL + "notify:\n  listen: '[::1]:0'\n").notify.address == ("::1", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("notify:\n  listen: '8080'\n", "notify.listen", "host:port"),
+        ("notify:\n  listen: 0.0.0.0:70000\n", "notify.listen", "out of range"),
+        ("notify:\n  request_timeout_s: 0.1\n", "notify.request_timeout_s", "out of range"),
+        ("notify:\n  max_connections: 0\n", "notify.max_connections", "out of range"),
+        ("  notify_url: https://pos.example.com/notify?shop=1\n", "wechat.notify_url", "query"),
+        ("  notify_url: pos.example.com/notify\n", "wechat.notify_url", "http(s)"),
+    ],
+)
+def test_a_bad_receiver_setting_is_named(text: str, key: str, words: str) -> None:
+    err = error_of(MINIMAL + text)
+    assert err.key == key and words in str(err)
 
 
 def test_a_hid_scanner_needs_its_device() -> None:

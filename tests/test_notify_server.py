@@ -13,9 +13,9 @@ import pytest
 
 from hw_mocks.wechat_sandbox import WeChatSandbox, notify
 from pos_terminal.journal import Journal, Method, PaymentRow, RowState
-from pos_terminal.notify_server import NotifyServer
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatCredentials, load_merchant_json
+from tests.notify_receiver import Receiver, receiver_thread
 
 Keys = tuple[WeChatCredentials, object]  # our credentials, the platform (WeChat) private key
 ORDER = "T0001NOTIFY00001"
@@ -34,7 +34,7 @@ def keys(sandbox_state_dir: Path) -> tuple[WeChatCredentials, object]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, keys: Keys) -> Iterator[NotifyServer]:
+def server(tmp_path: Path, keys: Keys) -> Iterator[Receiver]:
     journal = Journal(tmp_path / "journal.sqlite")
     journal.open()
     journal.begin_sale(
@@ -47,10 +47,8 @@ def server(tmp_path: Path, keys: Keys) -> Iterator[NotifyServer]:
         now=datetime.now().astimezone(),
     )
     journal.close()
-    receiver = NotifyServer(keys[0], tmp_path / "journal.sqlite")
-    receiver.start()
-    yield receiver
-    receiver.stop()
+    with receiver_thread(keys[0], tmp_path / "journal.sqlite") as receiver:
+        yield receiver
 
 
 def envelope(
@@ -77,7 +75,7 @@ def envelope(
 
 
 def post(
-    server: NotifyServer,
+    server: Receiver,
     keys: Keys,
     body: bytes,
     *,
@@ -101,30 +99,21 @@ def post(
     return httpx.post(server.url, content=body, headers=headers, timeout=5)
 
 
-def rows_of(server: NotifyServer) -> list[PaymentRow]:
-    journal = Journal(server.journal.path)
-    journal.open()
-    try:
-        return journal.rows()
-    finally:
-        journal.close()
+def rows_of(server: Receiver) -> list[PaymentRow]:
+    return server.journal(lambda j: j.rows())
 
 
-def state_of(server: NotifyServer) -> tuple[RowState, str | None, int]:
-    journal = Journal(server.journal.path)
-    journal.open()
-    try:
+def state_of(server: Receiver) -> tuple[RowState, str | None, int]:
+    def read(journal: Journal) -> tuple[RowState, str | None, int]:
         row = journal.by_out_trade_no(ORDER)
         assert row is not None
         approvals = sum(1 for e in journal.events(row.id) if e[1] == "APPROVED")
         return row.state, row.transaction_id, approvals
-    finally:
-        journal.close()
+
+    return server.journal(read)
 
 
-def test_a_signed_payment_notification_approves_the_row_once(
-    server: NotifyServer, keys: Keys
-) -> None:
+def test_a_signed_payment_notification_approves_the_row_once(server: Receiver, keys: Keys) -> None:
     body = envelope(keys[0])
     assert post(server, keys, body).status_code == 204
     assert post(server, keys, body).status_code == 204  # WeChat delivers duplicates
@@ -136,7 +125,7 @@ def test_a_signed_payment_notification_approves_the_row_once(
 
 @pytest.mark.parametrize("lie", [{"total": 1233}, {"mchid": "1900009999"}])
 def test_a_notification_that_contradicts_the_row_is_journaled_as_an_exception(
-    server: NotifyServer, keys: Keys, lie: dict[str, Any]
+    server: Receiver, keys: Keys, lie: dict[str, Any]
 ) -> None:
     assert post(server, keys, envelope(keys[0], **lie)).status_code == 204
     [row] = rows_of(server)
@@ -144,7 +133,7 @@ def test_a_notification_that_contradicts_the_row_is_journaled_as_an_exception(
     assert str(next(iter(lie.values()))) in row.attention
 
 
-def test_a_signature_probe_is_refused(server: NotifyServer, keys: Keys) -> None:
+def test_a_signature_probe_is_refused(server: Receiver, keys: Keys) -> None:
     answer = post(server, keys, envelope(keys[0]), signature="WECHATPAY/SIGNTEST/abc")
     assert answer.status_code == 400 and answer.json()["code"] == "FAIL"
     assert state_of(server)[0] is RowState.PENDING
@@ -152,7 +141,7 @@ def test_a_signature_probe_is_refused(server: NotifyServer, keys: Keys) -> None:
 
 @pytest.mark.parametrize("case", ["stale", "tampered", "wrong_apiv3_key", "garbage"])
 def test_bad_notifications_are_refused_and_change_nothing(
-    server: NotifyServer, keys: Keys, case: str
+    server: Receiver, keys: Keys, case: str
 ) -> None:
     body = envelope(keys[0])
     if case == "stale":
@@ -165,17 +154,15 @@ def test_bad_notifications_are_refused_and_change_nothing(
         answer = post(server, keys, b"\x00not json")
     assert answer.status_code == 400
     assert state_of(server)[0] is RowState.PENDING
-    assert server.refused == 1 and server.accepted == 0
+    assert server.server.refused == 1 and server.server.accepted == 0
 
 
-def test_a_payment_for_a_closed_order_is_flagged_not_approved(
-    server: NotifyServer, keys: Keys
-) -> None:
-    journal = Journal(server.journal.path)
-    journal.open()
-    row = journal.by_out_trade_no(ORDER)
-    assert row is not None
-    journal.transition(row.id, RowState.CLOSED, now=datetime.now().astimezone())
-    journal.close()
+def test_a_payment_for_a_closed_order_is_flagged_not_approved(server: Receiver, keys: Keys) -> None:
+    def close(journal: Journal) -> None:
+        row = journal.by_out_trade_no(ORDER)
+        assert row is not None
+        journal.transition(row.id, RowState.CLOSED, now=datetime.now().astimezone())
+
+    server.journal(close)
     assert post(server, keys, envelope(keys[0])).status_code == 204
     assert state_of(server)[0] is RowState.CLOSED

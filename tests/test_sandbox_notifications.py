@@ -19,14 +19,14 @@ import pytest
 from hw_mocks.wechat_sandbox import NotifySettings, WeChatSandbox
 from hw_mocks.wechat_sandbox.keys import load_or_create
 from hw_mocks.wechat_sandbox.notify import RETRY_SCHEDULE_S
-from pos_terminal.journal import Journal, RowState
+from pos_terminal.journal import Journal, Method, RowState
 from pos_terminal.journal_refunds import RefundBook, RefundState
-from pos_terminal.notify_server import NotifyServer, certificate_refresh
+from pos_terminal.notify_server import certificate_refresh
 from pos_terminal.payments.wechat import load_merchant_json
 from pos_terminal.payments.wechat_keys import PlatformKeys, looks_like_certificate_serial
 from tests.conftest import PUBLIC_KEY_ONLY, SWITCHING
 from tests.flow_harness import flow_config, running
-from tests.journal_rows import journal_with_sale
+from tests.notify_receiver import Receiver, free_port, receiver_thread
 from tests.test_wechat_sandbox import Raw
 
 NATIVE = "/v3/pay/transactions/native"
@@ -45,11 +45,13 @@ def notifying(start_sandbox: Callable[..., WeChatSandbox], http: httpx.Client) -
     """Start a sandbox that notifies, with the given key modes and NotifySettings options; on
     real time, so refunds end by themselves."""
 
-    def start(key_modes: tuple[str, ...] = PUBLIC_KEY_ONLY, **options: Any) -> Raw:
+    def start(
+        key_modes: tuple[str, ...] = PUBLIC_KEY_ONLY, refund_delay_s: float = 0.2, **options: Any
+    ) -> Raw:
         settings = NotifySettings(**{"time_scale": 0.001, **options})
         box = start_sandbox(
             notify=settings,
-            refund_delay_s=0.2,
+            refund_delay_s=refund_delay_s,
             refund_interval_s=0,
             clock=time.time,
             key_modes=key_modes,
@@ -66,13 +68,11 @@ def journal_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def receiver(sandbox_state_dir: Path, journal_path: Path) -> Iterator[NotifyServer]:
+def receiver(sandbox_state_dir: Path, journal_path: Path) -> Iterator[Receiver]:
     load_or_create(sandbox_state_dir)  # the session's merchant, made on first use
     creds = load_merchant_json(sandbox_state_dir / "merchant.json")
-    server = NotifyServer(creds, journal_path)
-    server.start()
-    yield server
-    server.stop()
+    with receiver_thread(creds, journal_path) as server:
+        yield server
 
 
 class Scripted:
@@ -150,8 +150,19 @@ def refund(raw: Raw, out_trade_no: str, number: str, fen: int, total: int, url: 
     assert answer.status_code == 200, answer.text
 
 
-def journal_sale(path: Path, out_trade_no: str, amount_fen: int = 1234) -> None:
-    journal_with_sale(path, out_trade_no, amount_fen=amount_fen).close()
+def journal_sale(receiver: Receiver, out_trade_no: str, amount_fen: int = 1234) -> None:
+    """A PENDING sale, written through the receiver: the journal keeps one writer."""
+    receiver.journal(
+        lambda j: j.begin_sale(
+            method=Method.WECHAT_NATIVE,
+            amount_fen=amount_fen,
+            out_trade_no=out_trade_no,
+            masked_code=None,
+            store_id="S1",
+            terminal_id="T1",
+            now=datetime.now().astimezone(),
+        )
+    )
 
 
 def read_journal(path: Path, out_trade_no: str) -> tuple[RowState, int, list[RefundState]]:
@@ -186,10 +197,10 @@ def settled(raw: Raw, count: int) -> list[dict[str, Any]]:
 
 
 def test_a_paid_qr_is_notified_once_probed_and_duplicated_and_approved_once(
-    notifying: StartSandbox, receiver: NotifyServer, journal_path: Path
+    notifying: StartSandbox, receiver: Receiver, journal_path: Path
 ) -> None:
     raw = notifying(probe_rate=1.0, duplicate_rate=1.0)
-    journal_sale(journal_path, "T0001NOTE0001")
+    journal_sale(receiver, "T0001NOTE0001")
     paid_native(raw, "T0001NOTE0001", receiver.url)
     wait_for(lambda: len(outbox(raw)[0]["attempts"]) == 3)  # probe, delivery, duplicate
     [item] = outbox(raw)
@@ -197,11 +208,11 @@ def test_a_paid_qr_is_notified_once_probed_and_duplicated_and_approved_once(
     kinds = [(a["kind"], a["status"]) for a in item["attempts"]]
     assert kinds == [("probe", 400), ("delivery", 204), ("duplicate", 204)]
     assert read_journal(journal_path, "T0001NOTE0001") == (RowState.APPROVED, 1, [])
-    assert (receiver.accepted, receiver.refused) == (2, 1)
+    assert (receiver.server.accepted, receiver.server.refused) == (2, 1)
 
 
 def test_payment_code_orders_are_never_notified(
-    notifying: StartSandbox, receiver: NotifyServer
+    notifying: StartSandbox, receiver: Receiver
 ) -> None:
     raw = notifying()
     code = raw.http.post(
@@ -214,23 +225,28 @@ def test_payment_code_orders_are_never_notified(
 
 
 def test_refund_endings_are_notified_and_end_the_journal_refunds(
-    notifying: StartSandbox, receiver: NotifyServer, journal_path: Path
+    notifying: StartSandbox, receiver: Receiver, journal_path: Path
 ) -> None:
     raw = notifying()
-    journal_sale(journal_path, "T0001NOTE0004", 10000)
+    journal_sale(receiver, "T0001NOTE0004", 10000)
     paid_native(raw, "T0001NOTE0004", receiver.url, total=10000)
     wait_for(lambda: read_journal(journal_path, "T0001NOTE0004")[0] is RowState.APPROVED)
-    journal = Journal(journal_path)
-    journal.open()
-    book = RefundBook(journal)
     now = datetime.now().astimezone()
     for number, fen in (("RNOTE0001", 4005), ("RNOTE0002", 4006), ("RNOTE0003", 1000)):
-        row = book.begin(
-            out_trade_no="T0001NOTE0004", out_refund_no=number, amount_fen=fen, reason="", now=now
-        )
-        book.transition(row.id, RefundState.PROCESSING, now=now)
+
+        def processing(journal: Journal, number: str = number, fen: int = fen) -> None:
+            book = RefundBook(journal)
+            row = book.begin(
+                out_trade_no="T0001NOTE0004",
+                out_refund_no=number,
+                amount_fen=fen,
+                reason="",
+                now=now,
+            )
+            book.transition(row.id, RefundState.PROCESSING, now=now)
+
+        receiver.journal(processing)
         refund(raw, "T0001NOTE0004", number, fen, 10000, receiver.url)
-    journal.close()
     items = settled(raw, 4)
     assert sorted(i["event_type"] for i in items) == [
         "REFUND.ABNORMAL",
@@ -253,49 +269,52 @@ def test_during_the_key_switch_the_receiver_learns_the_certificate_and_accepts(
     creds = load_merchant_json(sandbox_state_dir / "merchant.json")
     keys = PlatformKeys.from_credentials(creds)
     refresh = certificate_refresh(creds, [raw.sandbox.base_url], keys)
-    receiver = NotifyServer(creds, journal_path, keys=keys, refresh=refresh)
-    receiver.start()
-    try:
-        journal_sale(journal_path, "T0001NOTE0008")
+    with receiver_thread(creds, journal_path, keys=keys, refresh=refresh) as receiver:
+        journal_sale(receiver, "T0001NOTE0008")
         paid_native(raw, "T0001NOTE0008", receiver.url)
         [item] = settled(raw, 1)
-    finally:
-        receiver.stop()
     [attempt] = item["attempts"]
     assert attempt["status"] == 204 and looks_like_certificate_serial(attempt["serial"])
     assert attempt["serial"] in keys
     assert read_journal(journal_path, "T0001NOTE0008") == (RowState.APPROVED, 1, [])
 
 
-def test_the_store_server_finishes_a_refund_the_terminal_left_processing(
-    notifying: StartSandbox, receiver: NotifyServer, tmp_path: Path, journal_path: Path
+def test_the_terminal_receives_its_notifications_and_a_stand_alone_receiver_takes_over(
+    notifying: StartSandbox, sandbox_state_dir: Path, tmp_path: Path, journal_path: Path
 ) -> None:
-    """The terminal's QR sale and refund name the store server's notify_url: the payment is
-    notified while the terminal polls too (one approval), and the refund it left PROCESSING
-    when it stopped is ended by REFUND.SUCCESS on the same journal."""
-    raw = notifying()
+    """The terminal's own receiver takes the payment's notification while the terminal polls
+    too (one approval); a refund it left PROCESSING when it stopped is ended by REFUND.SUCCESS
+    at the stand-alone receiver started on the same journal and port once it had stopped."""
+    raw = notifying(refund_delay_s=2.0)  # the refund ends after the terminal has stopped
+    port = free_port()
     config = flow_config(
-        tmp_path, sandbox_url=raw.sandbox.base_url, merchant_json=raw.sandbox.merchant_json
+        tmp_path,
+        sandbox_url=raw.sandbox.base_url,
+        merchant_json=raw.sandbox.merchant_json,
+        notify_port=port,
     )
     assert config.journal.path == str(journal_path)
-    config = replace(
-        config,
-        wechat=replace(config.wechat, notify_url=receiver.url),
-        payment=replace(config.payment, refund_wait_s=0, refund_follow_s=3600),
-    )
+    config = replace(config, payment=replace(config.payment, refund_wait_s=0, refund_follow_s=3600))
 
     async def at_the_till() -> tuple[str, RefundState]:
         async with running(config, sandbox_url=raw.sandbox.base_url) as h:
+            receiver = h.terminal.notify
+            assert receiver is not None and receiver.url == config.wechat.notify_url
             await h.ring_up("2500")
             assert await h.customer.pay_qr(await h.show_qr())
             sale = (await h.result()).last_sale
             assert sale is not None
+            while receiver.accepted < 1:
+                await asyncio.sleep(0.02)
             row = await h.terminal.runtime.refunds.refund(sale.out_trade_no, 500)
             return sale.out_trade_no, row.state
 
     sale, state_at_stop = asyncio.run(at_the_till())
     assert state_at_stop is RefundState.PROCESSING
-    wait_for(lambda: read_journal(journal_path, sale)[2] == [RefundState.SUCCESS])
+    creds = load_merchant_json(sandbox_state_dir / "merchant.json")
+    with receiver_thread(creds, journal_path, port=port) as stand_alone:
+        wait_for(lambda: read_journal(journal_path, sale)[2] == [RefundState.SUCCESS])
+        assert stand_alone.server.accepted == 1
     assert read_journal(journal_path, sale)[:2] == (RowState.APPROVED, 1)
     assert sorted(i["event_type"] for i in settled(raw, 2)) == [
         "REFUND.SUCCESS",

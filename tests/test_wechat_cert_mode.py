@@ -6,8 +6,10 @@ serial they do not know makes them download `/v3/certificates` once, checked str
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import itertools
 import json
 import threading
 import time
@@ -27,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hw_mocks.wechat_sandbox import Faults, ManualClock, WeChatSandbox, notify
-from pos_terminal.notify_server import NotifyServer, certificate_refresh
+from pos_terminal.notify_server import certificate_refresh
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import (
     TradeState,
@@ -48,6 +50,7 @@ from pos_terminal.payments.wechat_notify import (
     open_notification,
 )
 from tests.conftest import SWITCHING
+from tests.notify_receiver import Receiver, receiver_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -674,28 +677,25 @@ def test_a_certificate_signed_notification_opens_once_the_key_set_holds_the_cert
 @pytest.fixture
 def receiver(
     tmp_path: Path, merchant: tuple[WeChatCredentials, str, rsa.RSAPrivateKey]
-) -> Iterator[Callable[..., NotifyServer]]:
-    servers: list[NotifyServer] = []
+) -> Iterator[Callable[..., Receiver]]:
+    with contextlib.ExitStack() as running:
+        numbers = itertools.count()
 
-    def start(**kw: Any) -> NotifyServer:
-        server = NotifyServer(merchant[0], tmp_path / f"journal{len(servers)}.sqlite", **kw)
-        server.start()
-        servers.append(server)
-        return server
+        def start(**kw: Any) -> Receiver:
+            journal = tmp_path / f"journal{next(numbers)}.sqlite"
+            return running.enter_context(receiver_thread(merchant[0], journal, **kw))
 
-    yield start
-    for server in servers:
-        server.stop()
+        yield start
 
 
-def _post(server: NotifyServer, key: rsa.RSAPrivateKey, serial: str, body: bytes) -> int:
+def _post(server: Receiver, key: rsa.RSAPrivateKey, serial: str, body: bytes) -> int:
     headers = _signed_headers(key, serial, body, time.time())
     return httpx.post(server.url, content=body, headers=headers, timeout=10).status_code
 
 
 def test_the_receiver_loads_certificates_once_for_a_certificate_signed_notification(
     start_sandbox: Callable[..., WeChatSandbox],
-    receiver: Callable[..., NotifyServer],
+    receiver: Callable[..., Receiver],
     merchant: tuple[WeChatCredentials, str, rsa.RSAPrivateKey],
     sent: list[str],
 ) -> None:
@@ -705,8 +705,8 @@ def test_the_receiver_loads_certificates_once_for_a_certificate_signed_notificat
     download = certificate_refresh(creds, [sandbox.base_url], keys)
     calls: list[object] = []
 
-    def refresh() -> None:
-        calls.append(download())
+    async def refresh() -> None:
+        calls.append(await download())
 
     server = receiver(keys=keys, refresh=refresh)
     body = _notification(creds.apiv3_key)
@@ -717,11 +717,11 @@ def test_the_receiver_loads_certificates_once_for_a_certificate_signed_notificat
         (sandbox.merchant_json.parent / "sandbox_platform_private.pem").read_bytes()
     )
     assert _post(server, platform, creds.public_key_id, body) == 204
-    assert len(calls) == 1 and (server.accepted, server.refused) == (3, 0)
+    assert len(calls) == 1 and (server.server.accepted, server.server.refused) == (3, 0)
 
 
 def test_the_receiver_refuses_what_it_cannot_verify_and_refreshes_at_most_once_a_minute(
-    receiver: Callable[..., NotifyServer],
+    receiver: Callable[..., Receiver],
     merchant: tuple[WeChatCredentials, str, rsa.RSAPrivateKey],
 ) -> None:
     creds, serial, key = merchant
@@ -730,7 +730,7 @@ def test_the_receiver_refuses_what_it_cannot_verify_and_refreshes_at_most_once_a
     outcomes = iter(["nothing", "fails", "loads"])
     keys = PlatformKeys.from_credentials(creds)
 
-    def refresh() -> None:
+    async def refresh() -> None:
         outcome = next(outcomes)
         calls.append(outcome)
         if outcome == "fails":
@@ -751,14 +751,14 @@ def test_the_receiver_refuses_what_it_cannot_verify_and_refreshes_at_most_once_a
     clock.advance(61)
     assert _post(server, key, serial, body) == 204
     assert calls == ["nothing", "fails", "loads"]
-    assert (server.accepted, server.refused) == (1, 4)
+    assert (server.server.accepted, server.server.refused) == (1, 4)
 
 
 def test_a_receiver_without_refresh_refuses_an_unknown_certificate(
-    receiver: Callable[..., NotifyServer],
+    receiver: Callable[..., Receiver],
     merchant: tuple[WeChatCredentials, str, rsa.RSAPrivateKey],
 ) -> None:
     creds, serial, key = merchant
     server = receiver()
     assert _post(server, key, serial, _notification(creds.apiv3_key)) == 400
-    assert (server.accepted, server.refused) == (0, 1)
+    assert (server.server.accepted, server.server.refused) == (0, 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -184,6 +185,29 @@ def test_bad_request_credentials_are_401_sign_error(
     answer = raw.send("GET", raw.query_path("N0000001"), **knob)
     assert answer.status_code == 401
     assert answer.json()["code"] == "SIGN_ERROR" and answer.json()["detail"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [
+        ("-1", 400),
+        ("abc", 400),
+        ("²", 400),  # a digit to str.isdigit, not to int()
+        ("12, 13", 400),
+        (str(64 * 1024 + 1), 413),
+    ],
+)
+def test_a_malformed_or_oversized_content_length_is_refused_unread(
+    sandbox: WeChatSandbox, length: str, status: int
+) -> None:
+    port = int(sandbox.base_url.rsplit(":", 1)[1])
+    head = f"POST /v3/pay/transactions/native HTTP/1.1\r\nHost: x\r\nContent-Length: {length}"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.encode("latin-1") + b"\r\n\r\n{}")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].split(b" ")[1] == str(status).encode(), answer[:200]
 
 
 def test_a_timestamp_within_five_minutes_is_accepted_and_beyond_refused(

@@ -341,11 +341,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     def _serve(self, method: str) -> None:
-        length_text = self.headers.get("Content-Length", "0")
-        if not length_text.isdigit() or int(length_text) > MAX_REQUEST_BYTES:
-            self.send_error(413, "request body too large or Content-Length malformed")
+        lengths = set(self.headers.get_all("Content-Length") or ["0"])
+        text = lengths.pop() if len(lengths) == 1 else "several"
+        if not (text.isascii() and text.isdigit()):  # negative, not a number, conflicting
+            self.send_error(400, "Content-Length malformed")
             return
-        body = self.rfile.read(int(length_text))
+        if int(text) > MAX_REQUEST_BYTES:
+            self.send_error(413, f"request body over {MAX_REQUEST_BYTES} bytes")
+            return
+        body = self.rfile.read(int(text))
         headers = {name.lower(): value for name, value in self.headers.items()}
         reply = self.server.app.handle(method, self.path, headers, body)
         if reply.delay_s > 0:

@@ -1,8 +1,9 @@
-"""Benchmark: how fast `notify-server` answers a notification (WeChat allows 5 s).
+"""Benchmark: how fast the notification receiver answers a notification (WeChat allows 5 s).
 
 Each POST is a signed, AES-256-GCM-sealed TRANSACTION.SUCCESS for a journal row in flight, sent
-over loopback HTTP; the receiver verifies, decrypts and commits the approval (SQLite, FULL sync)
-before it answers. Then every notification is delivered again, as WeChat's duplicates are.
+over loopback HTTP to the receiver stand-alone (uvicorn, its own journal thread); it verifies,
+decrypts and commits the approval (SQLite, FULL sync) before it answers. Then every
+notification is delivered again, as WeChat's duplicates are.
 Run: `python -m tests.benchmarks.bench_notify [--count N]`.
 """
 
@@ -16,29 +17,21 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hw_mocks.wechat_sandbox import notify
 from hw_mocks.wechat_sandbox.keys import PLATFORM_PRIVATE, load_or_create
-from pos_terminal.journal import Journal, Method
-from pos_terminal.notify_server import NotifyServer
+from pos_terminal.journal import Journal, Method, RowState
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import load_merchant_json
+from tests.notify_receiver import receiver_thread, signed_headers
 
 
 def signed_post(
-    http: httpx.Client, url: str, body: bytes, key: object, serial: str
+    http: httpx.Client, url: str, body: bytes, key: rsa.RSAPrivateKey, serial: str
 ) -> tuple[int, float]:
     """One delivery; returns the status and the round trip in ms."""
-    timestamp, nonce = str(int(time.time())), wechat_sign.new_nonce()
-    signature = wechat_sign.sign(key, wechat_sign.response_message(timestamp, nonce, body))  # type: ignore[arg-type]
-    headers = {
-        "Content-Type": "application/json",
-        "Wechatpay-Timestamp": timestamp,
-        "Wechatpay-Nonce": nonce,
-        "Wechatpay-Signature": signature,
-        "Wechatpay-Serial": serial,
-        "Wechatpay-Signature-Type": wechat_sign.SCHEME,
-    }
+    headers = signed_headers(key, serial, body)
     started = time.perf_counter()
     status = http.post(url, content=body, headers=headers).status_code
     return status, (time.perf_counter() - started) * 1000
@@ -71,24 +64,33 @@ def main() -> None:
             notify.envelope(
                 keys.apiv3_key,
                 "TRANSACTION.SUCCESS",
-                {"out_trade_no": n, "transaction_id": f"4200{i:024d}", "trade_state": "SUCCESS"},
+                {
+                    "mchid": creds.mchid,
+                    "appid": creds.appid,
+                    "out_trade_no": n,
+                    "transaction_id": f"4200{i:024d}",
+                    "trade_state": "SUCCESS",
+                    "amount": {"total": 1000},
+                },
                 event_id=f"EV-{i}",
                 at=time.time(),
             )
             for i, n in enumerate(numbers)
         ]
-        server = NotifyServer(creds, work / "journal.sqlite")
-        server.start()
-        try:
-            with httpx.Client(timeout=10) as http:
-                first = [
-                    signed_post(http, server.url, b, platform, keys.public_key_id) for b in bodies
-                ]
-                again = [
-                    signed_post(http, server.url, b, platform, keys.public_key_id) for b in bodies
-                ]
-        finally:
-            server.stop()
+        with (
+            receiver_thread(creds, work / "journal.sqlite") as receiver,
+            httpx.Client(timeout=10) as http,
+        ):
+            first = [
+                signed_post(http, receiver.url, b, platform, keys.public_key_id) for b in bodies
+            ]
+            again = [
+                signed_post(http, receiver.url, b, platform, keys.public_key_id) for b in bodies
+            ]
+            accepted, refused = receiver.server.accepted, receiver.server.refused
+            approved = receiver.journal(
+                lambda j: sum(row.state is RowState.APPROVED for row in j.rows())
+            )
     for label, results in (("first delivery (approves)", first), ("duplicate (no change)", again)):
         times = sorted(ms for _, ms in results)
         statuses = {status for status, _ in results}
@@ -97,7 +99,7 @@ def main() -> None:
             f"notify-server, {label}: median {statistics.median(times):.1f} ms, "
             f"p99 {p99:.1f} ms, max {times[-1]:.1f} ms (n={len(times)}, HTTP {sorted(statuses)})"
         )
-    print(f"notify-server: {server.accepted} accepted, {server.refused} refused")
+    print(f"notify-server: {accepted} accepted, {refused} refused, {approved} rows approved")
 
 
 if __name__ == "__main__":
