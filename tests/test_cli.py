@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -131,33 +133,40 @@ def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path)
     assert (tmp_path / "var" / "sandbox" / "merchant.json").exists()
 
 
-def test_a_second_terminal_on_the_same_journal_refuses_at_once_naming_the_holder(
-    tmp_path: Path,
+@contextlib.contextmanager
+def headless_terminal(cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """`pos-terminal run --headless` on the laptop config, once ready; stopped with SIGTERM."""
+    proc = cli("run", "--headless", "--config", str(ROOT / "config" / "terminal.yaml"), cwd=cwd)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("second", "advice"),
+    [
+        (("run", "--headless"), "journal.sqlite is in use by another pos-terminal"),
+        (("notify-server", "--port", "0"), "notify.listen"),
+    ],
+)
+def test_a_second_process_on_the_same_journal_refuses_at_once_naming_the_holder(
+    tmp_path: Path, second: tuple[str, ...], advice: str
 ) -> None:
     config = str(ROOT / "config" / "terminal.yaml")
-    first = cli("run", "--headless", "--config", config, cwd=tmp_path)
-    assert first.stdout is not None
-    try:
-        assert first.stdout.readline().strip() == "ready"
-        second = cli("run", "--headless", "--config", config, cwd=tmp_path)
-        out, err = second.communicate(timeout=30)
-        assert second.returncode == 1
-        assert out == ""
+    with headless_terminal(tmp_path) as first:
+        refused = cli(*second, "--config", config, cwd=tmp_path)
+        out, err = refused.communicate(timeout=30)
+        assert refused.returncode == 1 and out == ""
         assert err.count("\n") == 1, err
-        assert f"(pid {first.pid})" in err
-        assert "journal.sqlite is in use by another pos-terminal" in err
+        assert f"(pid {first.pid})" in err and advice in err
         assert first.poll() is None  # the owner runs on, untouched
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=30)
-    assert first.returncode == 0
-    again = cli("run", "--headless", "--config", config, cwd=tmp_path)  # the lock died with it
-    assert again.stdout is not None
-    try:
-        assert again.stdout.readline().strip() == "ready"
-    finally:
-        again.send_signal(signal.SIGTERM)
-        again.communicate(timeout=30)
+    with headless_terminal(tmp_path):  # the lock died with its owner
+        pass
 
 
 def test_sandbox_command_writes_merchant_json_and_serves(tmp_path: Path) -> None:
@@ -404,26 +413,6 @@ def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
         journal.close()
     assert row is not None and row.state is RowState.APPROVED
     assert row.business_date == "2026-11-25"
-
-
-def test_notify_server_refuses_at_once_while_a_terminal_runs_on_the_journal(
-    tmp_path: Path,
-) -> None:
-    config = str(ROOT / "config" / "terminal.yaml")
-    terminal = cli("run", "--headless", "--config", config, cwd=tmp_path)
-    assert terminal.stdout is not None
-    try:
-        assert terminal.stdout.readline().strip() == "ready"
-        receiver = cli("notify-server", "--config", config, "--port", "0", cwd=tmp_path)
-        out, err = receiver.communicate(timeout=30)
-        assert receiver.returncode == 1 and out == ""
-        assert err.count("\n") == 1, err
-        assert f"(pid {terminal.pid})" in err and "notify.listen" in err
-        assert terminal.poll() is None  # the terminal runs on, untouched
-    finally:
-        terminal.send_signal(signal.SIGTERM)
-        terminal.communicate(timeout=30)
-    assert terminal.returncode == 0
 
 
 def test_notify_server_without_credentials_says_so_in_one_line(tmp_path: Path) -> None:
