@@ -17,7 +17,8 @@ from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter
-from pos_terminal.supervision import Notice, Restart, worker_thread
+from pos_terminal.ports import Notice
+from pos_terminal.supervision import Restart, worker_thread
 
 if TYPE_CHECKING:  # numpy and the decoders (OpenCV) load when a camera opens, not with config
     import numpy.typing as npt

@@ -8,8 +8,8 @@ from drivers.hid_decode import Char, KeyState, Named, RawEvent, Token, translate
 from drivers.hid_scanner import EvdevReader
 from pos_terminal.config_schema import bounds
 from pos_terminal.devices import Post
-from pos_terminal.machine import Key, KeyPressed
-from pos_terminal.supervision import Notice
+from pos_terminal.machine import KeyPressed
+from pos_terminal.ports import Key, Notice
 
 # What each decoded key means to the sale. NumLock off turns KP keys into navigation names;
 # `ignore_numlock` keeps digits digits whatever the lock says (cashiers cannot see its LED).

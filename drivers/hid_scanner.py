@@ -21,7 +21,8 @@ from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter
-from pos_terminal.supervision import Notice, Restart, supervise_task
+from pos_terminal.ports import Notice
+from pos_terminal.supervision import Restart, supervise_task
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pos_terminal.config_schema import bounds
 from pos_terminal.errors import DeviceError
-from pos_terminal.supervision import Notice, Restart, supervise_task
+from pos_terminal.ports import Notice, PaperStatus
+from pos_terminal.supervision import Restart, supervise_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,13 +28,6 @@ log = logging.getLogger(__name__)
 DLE_EOT_PAPER = b"\x10\x04\x04"  # DLE EOT 4: transmit roll paper sensor status
 _T = TypeVar("_T")
 RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # the reconnect loop raised
-
-
-class PaperStatus(Enum):
-    OK = "ok"
-    NEAR_END = "near_end"  # the near-end sensor sees the core: a few metres left
-    OUT = "out"
-    UNKNOWN = "unknown"  # no reply, a garbled reply, or a write-only link: never "OK"
 
 
 def parse_paper_status(reply: bytes) -> PaperStatus:

@@ -16,7 +16,8 @@ from pos_terminal.config_schema import bounds
 from pos_terminal.devices import Post
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter
-from pos_terminal.supervision import Notice, Restart, worker_thread
+from pos_terminal.ports import Notice
+from pos_terminal.supervision import Restart, worker_thread
 
 log = logging.getLogger(__name__)
 

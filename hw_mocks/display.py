@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from pos_terminal.machine import Screen
+from pos_terminal.ports import Screen
 
 HISTORY = 200  # screens kept for tests to look back on; a long headless run must not grow
 

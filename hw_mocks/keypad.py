@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pos_terminal.devices import Post
 from pos_terminal.machine import KeyPressed
-from pos_terminal.supervision import Notice
+from pos_terminal.ports import Notice
 
 
 class MockKeypad:

@@ -12,11 +12,10 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
-from drivers.printer_escpos import PaperStatus
 from hw_mocks.escpos_decode import DecodedReceipt, decode, render_text
 from hw_mocks.receipt_png import ReceiptPainter
 from pos_terminal.errors import DeviceError
-from pos_terminal.supervision import Notice
+from pos_terminal.ports import Notice, PaperStatus
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 120

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from pos_terminal.devices import Post
 from pos_terminal.machine import CodeScanned
-from pos_terminal.supervision import Notice
+from pos_terminal.ports import Notice
 
 
 class MockScanner:

@@ -21,7 +21,8 @@ from hw_mocks.scanner import MockScanner
 from pos_terminal.app import Terminal, open_terminal
 from pos_terminal.config import Config
 from pos_terminal.journal import PaymentRow
-from pos_terminal.machine import Key, Phase, State
+from pos_terminal.machine import Phase, State
+from pos_terminal.ports import Key
 
 
 @dataclass

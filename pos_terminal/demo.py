@@ -17,7 +17,8 @@ from pos_terminal import money
 from pos_terminal.config import Config
 from pos_terminal.errors import ConfigError
 from pos_terminal.journal import RowState
-from pos_terminal.machine import Key, Phase
+from pos_terminal.machine import Phase
+from pos_terminal.ports import Key
 
 
 def check_demo_config(config: Config, file: str) -> None:

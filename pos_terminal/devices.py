@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from drivers.printer_escpos import PaperStatus
-from pos_terminal.machine import Event, Screen
-from pos_terminal.supervision import Notice
+from pos_terminal.machine import Event
+from pos_terminal.ports import Notice, PaperStatus, Screen
 
 if TYPE_CHECKING:  # config imports the drivers' settings, and the drivers import this module
     from pos_terminal.config import DevicesConfig, KeypadConfig, PrinterConfig, ScannerConfig

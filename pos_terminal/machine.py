@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from pos_terminal import money
 from pos_terminal.payments.codes import DEFAULT_RULES, CodeRules
+from pos_terminal.ports import Screen
 
 # ---------------------------------------------------------------------------- states and events
 
@@ -39,18 +40,6 @@ class Phase(StrEnum):
     REFUND_AMOUNT = "REFUND_AMOUNT"  # full by default, or key a partial amount
     REFUNDING = "REFUNDING"
     REFUND_RESULT = "REFUND_RESULT"
-
-
-class Key(StrEnum):
-    """Cashier keypad keys other than the digits."""
-
-    ENTER = "enter"
-    BACKSPACE = "backspace"
-    CLEAR = "clear"
-    CANCEL = "cancel"
-    QR = "qr"  # "show a QR code for the customer to scan"
-    REPRINT = "reprint"  # print the last receipt again, marked 重印 REPRINT
-    REFUND = "refund"  # start a refund (supervisor)
 
 
 @dataclass(frozen=True)
@@ -195,16 +184,6 @@ Event = (
 )
 
 # ---------------------------------------------------------------------------- effects
-
-
-@dataclass(frozen=True)
-class Screen:
-    """What the customer display shows."""
-
-    title: str
-    amount_fen: int | None = None
-    lines: tuple[str, ...] = ()
-    qr: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from pos_terminal.ports import Notice
 
-# (device, message): what went wrong in one line, or "" once the device works again.
-# Called from the worker's own thread or task; the runtime's implementation is thread-safe.
-Notice = Callable[[str, str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import random
 from pathlib import Path
 
 from hw_mocks.customer import Wallet
-from pos_terminal.machine import Key, Phase
+from pos_terminal.machine import Phase
+from pos_terminal.ports import Key
 from tests.flow_harness import Harness, flow_config, running
 
 BASE_AMOUNT_FEN = 10_000

@@ -6,7 +6,8 @@ import numpy as np
 import zxingcpp
 
 from pos_terminal.console import _split_keys, compose, qr_lines, screen_lines
-from pos_terminal.machine import Phase, Screen, State
+from pos_terminal.machine import Phase, State
+from pos_terminal.ports import Screen
 from pos_terminal.runtime import View
 
 

@@ -8,12 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from drivers.printer_escpos import PaperStatus
 from hw_mocks.customer import Wallet
 from hw_mocks.wechat_sandbox import WeChatSandbox
 from pos_terminal.app import open_terminal
 from pos_terminal.journal import FINAL_STATES, Journal, Method, RowState
-from pos_terminal.machine import Key, Phase
+from pos_terminal.machine import Phase
+from pos_terminal.ports import Key, PaperStatus
 from tests.flow_harness import flow_config, running
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pos_terminal import machine as m
-from pos_terminal.machine import Key, Phase
+from pos_terminal.machine import Phase
+from pos_terminal.ports import Key
 
 WECHAT_CODE = "134567890123456789"
 SALE = m.ApprovedSale("T0001X", "4200000000000000000000000001", "wechat_code", 1234, "1345**6789")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hw_mocks.display import HISTORY, MockDisplay
-from pos_terminal.machine import Screen
+from pos_terminal.ports import Screen
 
 
 def test_a_long_run_keeps_only_the_latest_screens() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers.printer_escpos import PaperStatus
 from hw_mocks.printer import NAMES_KEPT, MockPrinter, job_file_stem
 from pos_terminal.errors import DeviceError
+from pos_terminal.ports import PaperStatus
 from pos_terminal.receipt import PrinterProfile, SaleReceipt, render_escpos
 
 RECEIPT = SaleReceipt(

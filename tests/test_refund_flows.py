@@ -19,7 +19,8 @@ from pos_terminal.config import Config
 from pos_terminal.errors import PosError
 from pos_terminal.journal import Journal
 from pos_terminal.journal_refunds import RefundBook, RefundState
-from pos_terminal.machine import Key, Phase
+from pos_terminal.machine import Phase
+from pos_terminal.ports import Key
 from tests.flow_harness import Harness, flow_config, running
 
 REFUNDS = "/v3/refund/domestic/refunds"

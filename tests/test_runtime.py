@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from drivers.printer_escpos import PaperStatus
 from hw_mocks.customer import Wallet
 from pos_terminal.journal import RowState
 from pos_terminal.machine import Phase
+from pos_terminal.ports import PaperStatus
 from tests.flow_harness import flow_config, running
 
 
