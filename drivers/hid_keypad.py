@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from drivers.hid_decode import Char, KeyState, Named, RawEvent, Token, translate
 from drivers.hid_scanner import EvdevReader
-from pos_terminal.config_schema import bounds
+from pos_terminal.config_fields import bounds
 from pos_terminal.devices import Post
 from pos_terminal.machine import KeyPressed
 from pos_terminal.ports import Key, Notice

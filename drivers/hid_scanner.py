@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from drivers.hid_decode import LineState, RawEvent, feed_line
-from pos_terminal.config_schema import bounds
+from pos_terminal.config_fields import bounds
 from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned

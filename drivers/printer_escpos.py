@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from pos_terminal.config_schema import bounds
+from pos_terminal.config_fields import bounds
 from pos_terminal.errors import DeviceError
 from pos_terminal.ports import Notice, PaperStatus
 from pos_terminal.supervision import Restart, supervise_task

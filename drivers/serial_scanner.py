@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pos_terminal.config_schema import bounds
+from pos_terminal.config_fields import bounds
 from pos_terminal.devices import Post
 from pos_terminal.machine import CodeScanned
 from pos_terminal.payments.codes import RepeatFilter

@@ -19,7 +19,8 @@ from drivers.hid_scanner import HidScannerConfig
 from drivers.printer_escpos import EscposPrinterConfig
 from drivers.serial_scanner import SerialScannerConfig
 from pos_terminal.clock import zone
-from pos_terminal.config_schema import NodeReader, bounds
+from pos_terminal.config_fields import bounds
+from pos_terminal.config_schema import NodeReader
 from pos_terminal.errors import ConfigError
 from pos_terminal.payments.codes import CodeRules, CodeRulesConfig
 from pos_terminal.payments.numbers import TERMINAL_ID_CHARS, TERMINAL_ID_MAX

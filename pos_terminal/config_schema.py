@@ -12,28 +12,11 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Callable
 from typing import Any, Literal
 
 import yaml
 
 from pos_terminal.errors import ConfigError
-
-
-def bounds(
-    *,
-    min: float | None = None,
-    max: float | None = None,
-    min_len: int | None = None,
-    max_len: int | None = None,
-    check: Callable[[Any], object] | None = None,
-    rule: str = "",
-) -> dict[str, Any]:
-    """Field metadata: numeric range and lengths of strings and lists (inclusive), and `check`,
-    which raises ValueError with the reason for a value it refuses; `rule` says in words what
-    `check` takes (for the reference).
-    """
-    return dict(min=min, max=max, min_len=min_len, max_len=max_len, check=check, rule=rule)
 
 
 class NodeReader:

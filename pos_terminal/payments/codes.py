@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pos_terminal.config_schema import bounds
+from pos_terminal.config_fields import bounds
 from pos_terminal.errors import ConfigError
 
 NOT_A_PAYMENT_CODE = "不是付款码 Not a payment code"
