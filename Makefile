@@ -28,6 +28,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 diagram: $(STAMP)
 	$(BIN)/pos-terminal diagram

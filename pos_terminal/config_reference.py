@@ -83,14 +83,14 @@ def _section_type(hint: Any) -> type[Any] | None:
     """The dataclass a field holds (a section), also when it may be absent (`X | None`)."""
     if typing.get_origin(hint) in (types.UnionType, typing.Union):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint if dataclasses.is_dataclass(hint) else None
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
 def _item_type(hint: Any) -> type[Any] | None:
     """The dataclass of a list of sections (`providers: [{...}, ...]`)."""
     if typing.get_origin(hint) is tuple:
         item = typing.get_args(hint)[0]
-        return item if dataclasses.is_dataclass(item) else None
+        return item if isinstance(item, type) and dataclasses.is_dataclass(item) else None
     return None
 
 
@@ -174,7 +174,8 @@ def _comments(cls: type[Any]) -> dict[str, str]:
     for node in typing.cast(ast.ClassDef, ast.parse(source).body[0]).body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
-        above, line = [], node.lineno - 1
+        above: list[str] = []
+        line = node.lineno - 1
         while line in found and lines[line - 1].lstrip().startswith("#"):
             above.insert(0, found[line])
             line -= 1

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC
+from typing import Any
 
 from pos_terminal import machine as m
 from pos_terminal.clock import Clock
@@ -22,6 +23,7 @@ from pos_terminal.journal import Journal, JournalWorker
 from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.payments.wechat_flow import WeChatPayments
 from pos_terminal.payments.wechat_refund import RefundInDoubt, WeChatRefunds
+from pos_terminal.ports import Screen
 from pos_terminal.printing import ReceiptDesk
 from pos_terminal.recovery import recover
 from pos_terminal.supervision import Restart, supervise_task
@@ -34,7 +36,7 @@ class View:
     """What an observer (the laptop console, a test) sees after each step."""
 
     state: m.State
-    screen: m.Screen
+    screen: Screen
     receipt_lines: tuple[str, ...]
 
 
@@ -61,7 +63,7 @@ class Runtime:
         self.journal = journal
         self.clock = clock
         self.state = m.initial_state(code_rules(config), config.staff.supervisor_pin_sha256)
-        self.screen = m.Screen("正在启动 Starting")
+        self.screen = Screen("正在启动 Starting")
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()
         self._events: asyncio.Queue[m.Event] = asyncio.Queue()
@@ -253,14 +255,12 @@ class Runtime:
             await self.desk.print_refund(row)
 
     async def _recover(self) -> None:
-        self._apply(m.Show(m.Screen("正在核对交易 Resolving payments")))
+        self._apply(m.Show(Screen("正在核对交易 Resolving payments")))
         try:
             recovered = await recover(self.journal, self.payments.settler, self.refunds)
         except Exception as exc:  # the terminal must not sell with a journal it cannot read
             log.exception("recovery failed")
-            self._apply(
-                m.Show(m.Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log")))
-            )
+            self._apply(m.Show(Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log"))))
             return
         self.post(m.RecoveryDone(recovered.resolved, recovered.attention))
         self._keep_running(
@@ -277,8 +277,8 @@ class Runtime:
         restart = Restart(first_s=0.5, max_s=30.0, healthy_s=3 * period_s)
         self._spawn(supervise_task(name, start, notice=self.notice, restart=restart))
 
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

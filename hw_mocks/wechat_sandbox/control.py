@@ -6,7 +6,7 @@ Routes are listed in the package docstring; each answers JSON, errors as {"code"
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from hw_mocks.wechat_sandbox.faults import faults_from, next_fault_from, non_negative
@@ -65,7 +65,7 @@ def _route(app: SandboxApp, method: str, path: str, body: bytes) -> tuple[int, A
             advance = req.get("advance_s")
             if set(req) != {"advance_s"} or not non_negative(advance):
                 raise _bad('body must be {"advance_s": seconds ≥ 0}')
-            book.advance_clock(float(advance))
+            book.advance_clock(float(cast(float, advance)))
         return 200, {"now": book.clock(), "offset_s": book.clock.offset_s}
     if (method, path) == ("GET", "/sandbox/notifications"):
         notifier = app.notifier

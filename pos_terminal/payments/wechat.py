@@ -666,7 +666,7 @@ class _Answer:
 
     @property
     def request_id(self) -> str:
-        return self.headers.get("Request-ID", "")
+        return str(self.headers.get("Request-ID", ""))
 
 
 def _order_path(out_trade_no: str) -> str:

@@ -22,12 +22,12 @@ from pos_terminal.journal_refunds import (
 )
 from pos_terminal.payments.numbers import new_number
 from pos_terminal.payments.wechat import (
-    Refund,
     RefundStatus,
     WeChatApiError,
     WeChatPayClient,
     WeChatPayError,
 )
+from pos_terminal.payments.wechat_refund_types import Refund
 from pos_terminal.payments.wechat_settle import Backoff
 
 log = logging.getLogger(__name__)
