@@ -6,7 +6,7 @@ import numpy as np
 import zxingcpp
 
 from pos_terminal.console import _split_keys, compose, qr_lines, screen_lines
-from pos_terminal.machine import Phase, State
+from pos_terminal.machine import Phase, Sale, Session, State
 from pos_terminal.ports import Screen
 from pos_terminal.runtime import View
 
@@ -33,14 +33,15 @@ def test_the_qr_drawn_in_text_decodes_to_the_code_url() -> None:
 
 def test_the_frame_shows_state_display_receipt_and_help() -> None:
     screen = Screen("请付款 Please pay", 1234, ("请出示付款码",))
-    frame = compose(View(State(phase=Phase.AWAITING_PAYMENT), screen, ("合计 ￥12.34",)), "")
+    frame = compose(View(State(mode=Sale(Phase.AWAITING_PAYMENT)), screen, ("合计 ￥12.34",)), "")
     assert "AWAITING_PAYMENT" in frame
     assert "¥12.34" in frame and "合计 ￥12.34" in frame
     assert "Esc cancel" in frame and "pay slowly" in frame
 
 
 def test_the_frame_shows_each_device_in_trouble() -> None:
-    state = State(phase=Phase.IDLE, device_notices=(("camera decode", "failed (KeyError)"),))
+    session = Session(device_notices=(("camera decode", "failed (KeyError)"),))
+    state = State(session, Sale(Phase.IDLE))
     frame = compose(View(state, Screen("欢迎光临 Welcome"), ()), "")
     assert "camera decode: failed (KeyError)" in frame.splitlines()[0]
 

@@ -1,0 +1,113 @@
+"""The sale as a pure state machine: `step(state, event) -> (state, effects)`.
+
+No I/O, clock or randomness here: time arrives as TimerExpired events, payment results as events
+posted by the runtime. The state is (session, mode); each sub-machine (sale entry, the tenders,
+supervisor authorisation, refund) has its own typed rule table, and `render(state)` draws the
+screen. The diagram is drawn from the tables.
+"""
+
+from pos_terminal.machine.core import TABLES, initial_state, step
+from pos_terminal.machine.diagram import mermaid
+from pos_terminal.machine.effects import (
+    TIMER_AWAITING,
+    TIMER_QR,
+    TIMER_RESULT,
+    CancelPayment,
+    CancelTimer,
+    Effect,
+    FindRefundable,
+    PrintReceipt,
+    Reprint,
+    Show,
+    StartCodePayment,
+    StartNativePayment,
+    StartRefund,
+    StartTimer,
+    Timer,
+)
+from pos_terminal.machine.events import (
+    ApprovedSale,
+    CodeScanned,
+    DeviceNotice,
+    Event,
+    KeyPressed,
+    OrderFound,
+    OrderNotFound,
+    PaymentApproved,
+    PaymentCancelled,
+    PaymentDeclined,
+    PaymentException,
+    PaymentInDoubt,
+    PaymentPending,
+    PrintDone,
+    PrinterChanged,
+    QrReady,
+    RecoveryDone,
+    RefundFinished,
+    TimerExpired,
+)
+from pos_terminal.machine.rules import trigger_of
+from pos_terminal.machine.screens import render
+from pos_terminal.machine.state import (
+    Booting,
+    Phase,
+    Refund,
+    Sale,
+    Session,
+    State,
+    Supervisor,
+    Tender,
+)
+from pos_terminal.ports import Screen
+
+__all__ = [
+    "TABLES",
+    "TIMER_AWAITING",
+    "TIMER_QR",
+    "TIMER_RESULT",
+    "ApprovedSale",
+    "Booting",
+    "CancelPayment",
+    "CancelTimer",
+    "CodeScanned",
+    "DeviceNotice",
+    "Effect",
+    "Event",
+    "FindRefundable",
+    "KeyPressed",
+    "OrderFound",
+    "OrderNotFound",
+    "PaymentApproved",
+    "PaymentCancelled",
+    "PaymentDeclined",
+    "PaymentException",
+    "PaymentInDoubt",
+    "PaymentPending",
+    "Phase",
+    "PrintDone",
+    "PrintReceipt",
+    "PrinterChanged",
+    "QrReady",
+    "RecoveryDone",
+    "Refund",
+    "RefundFinished",
+    "Reprint",
+    "Sale",
+    "Screen",
+    "Session",
+    "Show",
+    "StartCodePayment",
+    "StartNativePayment",
+    "StartRefund",
+    "StartTimer",
+    "State",
+    "Supervisor",
+    "Tender",
+    "Timer",
+    "TimerExpired",
+    "initial_state",
+    "mermaid",
+    "render",
+    "step",
+    "trigger_of",
+]

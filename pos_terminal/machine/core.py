@@ -1,0 +1,143 @@
+"""The top level: global rules first, then the rules of the sub-machine in charge; a sub-machine's
+exit goes to its parent. `step(state, event) -> (state, effects)` is the whole machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pos_terminal.machine import code_tender, qr_tender, refund
+from pos_terminal.machine.effects import CancelTimer, Effect, Show
+from pos_terminal.machine.events import (
+    DeviceNotice,
+    Event,
+    KeyPressed,
+    PrinterChanged,
+    RecoveryDone,
+)
+from pos_terminal.machine.rules import Leave, Next, Outcome, Rule, Table, Trigger, on, trigger_for
+from pos_terminal.machine.sale import SALE, after_tender, idle
+from pos_terminal.machine.screens import render
+from pos_terminal.machine.state import (
+    Authorised,
+    Exit,
+    ModeBase,
+    NotAuthorised,
+    Phase,
+    Purpose,
+    RefundDone,
+    Session,
+    State,
+    TenderCancelled,
+    TenderContradicted,
+    TenderDeclined,
+    TenderPaid,
+)
+from pos_terminal.machine.supervisor import SUPERVISOR
+from pos_terminal.machine.tender import TENDER
+from pos_terminal.payments.codes import DEFAULT_RULES, CodeRules
+
+ATTENTION = "{} 笔交易需主管处理 payment(s) need a supervisor: see the journal"
+
+
+def _printer(state: State, mode: ModeBase, event: PrinterChanged) -> Outcome:
+    notice = "" if event.ok else event.message
+    return Next(replace(state, session=replace(state.session, printer_notice=notice)), (), False)
+
+
+def _device(state: State, mode: ModeBase, event: DeviceNotice) -> Outcome:
+    others = tuple(n for n in state.session.device_notices if n[0] != event.device)
+    notices = (*others, (event.device, event.message)) if event.message else others
+    return Next(replace(state, session=replace(state.session, device_notices=notices)), (), False)
+
+
+def _recovered(state: State, mode: ModeBase, event: RecoveryDone) -> Outcome:
+    return idle(state, ATTENTION.format(event.attention) if event.attention else "")
+
+
+GLOBAL = Table(
+    "global",
+    ModeBase,
+    (
+        on(tuple(Phase), PrinterChanged, (), _printer),
+        on(tuple(Phase), DeviceNotice, (), _device),
+        on(Phase.RECOVERING, RecoveryDone, Phase.IDLE, _recovered),
+    ),
+)
+TABLES: tuple[Table[Any], ...] = (
+    GLOBAL,
+    SALE,
+    code_tender.START,
+    qr_tender.START,
+    refund.START,
+    TENDER,
+    code_tender.CODE_TENDER,
+    qr_tender.QR_TENDER,
+    SUPERVISOR,
+    refund.REFUND,
+)
+
+
+def _index() -> dict[tuple[Phase, Trigger], tuple[Table[Any], Rule[Any, Any]]]:
+    """Every (phase, trigger) to its one rule; a second rule for the same pair fails the import."""
+    index: dict[tuple[Phase, Trigger], tuple[Table[Any], Rule[Any, Any]]] = {}
+    for table in TABLES:
+        for rule in table.rules:
+            for source in rule.sources:
+                if (source, rule.trigger) in index:
+                    other = index[source, rule.trigger][0].name
+                    raise ValueError(
+                        f"{table.name} and {other} both rule {rule.trigger} in {source}"
+                    )
+                index[source, rule.trigger] = (table, rule)
+    return index
+
+
+_INDEX = _index()
+_AUTHORISED = {Purpose.REFUND: refund.start_refund}
+
+
+def _dispatch(state: State, event: Event) -> Next | None:
+    trigger = trigger_for(event)
+    found = _INDEX.get((state.phase, trigger)) if trigger is not None else None
+    if found is None:
+        return None
+    table, rule = found
+    outcome = table.fire(rule, state, event)
+    if isinstance(outcome, Leave):
+        return Next(outcome.state, outcome.effects).then(_to_parent(outcome.state, outcome.exit))
+    return outcome
+
+
+def _to_parent(state: State, exit: Exit) -> Next:
+    """A finished sub-machine's exit, taken by its parent."""
+    match exit:
+        case TenderPaid() | TenderDeclined() | TenderCancelled() | TenderContradicted():
+            return after_tender(state, exit)
+        case Authorised(purpose=purpose):
+            return _AUTHORISED[purpose](state)
+        case NotAuthorised(notice=notice):
+            return idle(state, notice)
+        case RefundDone(then_key=str() as digit):
+            back = idle(state)
+            return back.then(_dispatch(back.state, KeyPressed(digit)) or back)
+        case RefundDone():
+            return idle(state)
+
+
+def step(state: State, event: Event) -> tuple[State, list[Effect]]:
+    """Advance by one event. Events with no rule in the current phase are ignored. A redrawn
+    screen is shown after the timers that stop and before anything that starts."""
+    nxt = _dispatch(state, event)
+    if nxt is None:
+        return state, []
+    if not nxt.redraw:
+        return nxt.state, list(nxt.effects)
+    stops = [e for e in nxt.effects if isinstance(e, CancelTimer)]
+    rest = [e for e in nxt.effects if not isinstance(e, CancelTimer)]
+    return nxt.state, [*stops, Show(render(nxt.state)), *rest]
+
+
+def initial_state(code_rules: CodeRules = DEFAULT_RULES, supervisor_pin_sha256: str = "") -> State:
+    return State(Session(code_rules=code_rules, supervisor_pin_sha256=supervisor_pin_sha256))

@@ -1,0 +1,158 @@
+"""What the machine hears: key presses, scans and timers from the runtime, and the results of the
+payments, prints and look-ups it asked for. `ForAttempt` is how a result names its attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, get_args
+
+
+class ForAttempt(Protocol):
+    """A payment result, for the attempt it answers (late answers of an older one are ignored)."""
+
+    @property
+    def attempt(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class KeyPressed:
+    key: str  # "0".."9" or a Key value
+
+
+@dataclass(frozen=True)
+class CodeScanned:
+    code: str
+
+
+@dataclass(frozen=True)
+class RecoveryDone:
+    resolved: int
+    attention: int = 0  # payments a supervisor must settle (a refund owed, a contradiction)
+
+
+@dataclass(frozen=True)
+class TimerExpired:
+    name: str
+
+
+@dataclass(frozen=True)
+class ApprovedSale:
+    out_trade_no: str
+    transaction_id: str
+    method: str  # "wechat_code" | "wechat_native"
+    amount_fen: int
+    masked_code: str | None
+
+
+@dataclass(frozen=True)
+class QrReady:
+    attempt: int
+    code_url: str
+
+
+@dataclass(frozen=True)
+class PaymentPending:
+    """The provider is waiting on the customer (USERPAYING: entering the password)."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class PaymentApproved:
+    attempt: int
+    sale: ApprovedSale
+
+
+@dataclass(frozen=True)
+class PaymentDeclined:
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PaymentInDoubt:
+    """The request may have reached WeChat but the outcome cannot be recorded or known yet."""
+
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PaymentException:
+    """WeChat's answer contradicts the journal; nothing was approved."""
+
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PaymentCancelled:
+    """The order was closed or reversed after a cancel or expiry; nobody was charged."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class PrintDone:
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class OrderFound:
+    """The sale a refund was asked for, and how much of it may still be refunded."""
+
+    out_trade_no: str
+    refundable_fen: int
+
+
+@dataclass(frozen=True)
+class OrderNotFound:
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundFinished:
+    ok: bool  # accepted by WeChat (SUCCESS, or PROCESSING: the money is on its way)
+    message: str
+    in_doubt: bool = False  # journaled, outcome not known yet: it is finished in the background
+
+
+@dataclass(frozen=True)
+class PrinterChanged:
+    """The printer failed or came back: news in every phase."""
+
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceNotice:
+    """A device's worker (or a background task) failed and restarts, or with an empty message
+    works again: news in every phase, like PrinterChanged."""
+
+    device: str
+    message: str = ""
+
+
+Event = (
+    KeyPressed
+    | CodeScanned
+    | RecoveryDone
+    | TimerExpired
+    | QrReady
+    | PaymentPending
+    | PaymentApproved
+    | PaymentDeclined
+    | PaymentInDoubt
+    | PaymentException
+    | PaymentCancelled
+    | PrintDone
+    | OrderFound
+    | OrderNotFound
+    | RefundFinished
+    | PrinterChanged
+    | DeviceNotice
+)
+EVENT_TYPES: tuple[type, ...] = get_args(Event)

@@ -1,0 +1,146 @@
+"""A refund, once a supervisor authorised it: find the sale, key the amount (the whole
+refundable amount unless another is keyed), refund, show the outcome; exits done."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pos_terminal import money
+from pos_terminal.machine.effects import CancelTimer, FindRefundable, StartRefund, Timer
+from pos_terminal.machine.effects import start_timer as start
+from pos_terminal.machine.events import (
+    CodeScanned,
+    KeyPressed,
+    OrderFound,
+    OrderNotFound,
+    RefundFinished,
+    TimerExpired,
+)
+from pos_terminal.machine.rules import DIGIT, Leave, Next, Outcome, Table, key, on, timer
+from pos_terminal.machine.state import (
+    Phase,
+    Purpose,
+    Refund,
+    RefundDone,
+    RefundOutcome,
+    Sale,
+    State,
+)
+from pos_terminal.machine.supervisor import ask
+from pos_terminal.ports import Key
+
+P = Phase
+MAX_ORDER_ENTRY = 24
+REFUNDS_OFF = "退款未开通 Refunds need staff.supervisor_pin_sha256 in the config"
+OUTSIDE = "金额超出可退范围 Amount outside what may be refunded"
+
+
+def _asked(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    if not state.session.supervisor_pin_sha256:
+        return Next(replace(state, mode=replace(sale, notice=REFUNDS_OFF)))
+    return ask(state, Purpose.REFUND)
+
+
+def start_refund(state: State) -> Next:
+    """The supervisor authorised a refund: ask for the sale."""
+    return Next(replace(state, mode=Refund(P.REFUND_ORDER)))
+
+
+def _go(state: State, refund: Refund, *effects: FindRefundable | StartRefund) -> Next:
+    return Next(replace(state, mode=refund), effects)
+
+
+def _order_digit(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    entry = (refund.order_entry + event.key)[:MAX_ORDER_ENTRY]
+    return _go(state, replace(refund, order_entry=entry))
+
+
+def _order_backspace(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    return _go(state, replace(refund, order_entry=refund.order_entry[:-1]))
+
+
+def _look_up(state: State, refund: Refund, query: str) -> Outcome:
+    if not query:
+        return None
+    return Next(
+        replace(state, mode=replace(refund, order_entry="")), (FindRefundable(query),), False
+    )
+
+
+def _order_scanned(state: State, refund: Refund, event: CodeScanned) -> Outcome:
+    return _look_up(state, refund, event.code.strip())
+
+
+def _order_typed(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    return _look_up(state, refund, refund.order_entry)
+
+
+def _not_found(state: State, refund: Refund, event: OrderNotFound) -> Outcome:
+    return _go(state, replace(refund, notice=event.reason))
+
+
+def _found(state: State, refund: Refund, event: OrderFound) -> Outcome:
+    fen = event.refundable_fen
+    found = Refund(
+        P.REFUND_AMOUNT, out_trade_no=event.out_trade_no, refundable_fen=fen, refund_fen=fen
+    )
+    return _go(state, found)
+
+
+def _amount_digit(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    start_fen = refund.refund_fen if refund.keyed else 0  # the first digit replaces the full amount
+    fen = money.append_digit(start_fen, int(event.key))
+    return _go(state, replace(refund, refund_fen=fen, keyed=True))
+
+
+def _amount_backspace(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    return _go(state, replace(refund, refund_fen=money.drop_digit(refund.refund_fen), keyed=True))
+
+
+def _confirm(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    if not 0 < refund.refund_fen <= refund.refundable_fen:
+        return _go(state, replace(refund, notice=OUTSIDE))
+    refunding = replace(refund, phase=P.REFUNDING, notice="")
+    return _go(state, refunding, StartRefund(refund.out_trade_no, refund.refund_fen))
+
+
+def _finished(state: State, refund: Refund, event: RefundFinished) -> Outcome:
+    outcome = RefundOutcome.ACCEPTED if event.ok else RefundOutcome.FAILED
+    if event.in_doubt:
+        outcome = RefundOutcome.IN_DOUBT
+    shown = replace(refund, phase=P.REFUND_RESULT, notice=event.message, outcome=outcome)
+    return Next(replace(state, mode=shown), (start(Timer.RESULT),))
+
+
+def _done(state: State, refund: Refund, event: KeyPressed | TimerExpired) -> Outcome:
+    stops = (CancelTimer(Timer.RESULT),) if refund.phase is P.REFUND_RESULT else ()
+    return Leave(state, RefundDone(), stops)
+
+
+def _next_sale(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    """A digit on the result starts the next sale with it."""
+    return Leave(state, RefundDone(then_key=event.key), (CancelTimer(Timer.RESULT),))
+
+
+_ASKING = (P.REFUND_ORDER, P.REFUND_AMOUNT)
+START = Table("refund start", Sale, (key(P.IDLE, Key.REFUND, (P.SUPERVISOR_PIN, P.IDLE), _asked),))
+REFUND = Table(
+    "refund",
+    Refund,
+    (
+        on(P.REFUND_ORDER, CodeScanned, (), _order_scanned),
+        key(P.REFUND_ORDER, DIGIT, (), _order_digit),
+        key(P.REFUND_ORDER, Key.BACKSPACE, (), _order_backspace),
+        key(P.REFUND_ORDER, Key.ENTER, (), _order_typed),
+        on(P.REFUND_ORDER, OrderFound, P.REFUND_AMOUNT, _found),
+        on(P.REFUND_ORDER, OrderNotFound, (), _not_found),
+        key(P.REFUND_AMOUNT, DIGIT, (), _amount_digit),
+        key(P.REFUND_AMOUNT, Key.BACKSPACE, (), _amount_backspace),
+        key(P.REFUND_AMOUNT, Key.ENTER, (P.REFUNDING, P.REFUND_AMOUNT), _confirm),
+        on(P.REFUNDING, RefundFinished, P.REFUND_RESULT, _finished),
+        key(P.REFUND_RESULT, DIGIT, P.ENTERING_AMOUNT, _next_sale),
+        key((*_ASKING, P.REFUND_RESULT), Key.CANCEL, P.IDLE, _done),
+        key(P.REFUND_RESULT, Key.ENTER, P.IDLE, _done),
+        timer(P.REFUND_RESULT, Timer.RESULT, P.IDLE, _done),
+    ),
+)

@@ -1,0 +1,129 @@
+"""Sale entry: key the amount, confirm it, wait for a tender, then hold the tender's result."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pos_terminal import money
+from pos_terminal.machine.effects import CancelTimer, Effect, PrintReceipt, Reprint, Timer
+from pos_terminal.machine.effects import start_timer as start
+from pos_terminal.machine.events import CodeScanned, KeyPressed, PrintDone, TimerExpired
+from pos_terminal.machine.rules import DIGIT, Next, Outcome, Table, key, on, timer
+from pos_terminal.machine.state import (
+    Phase,
+    Sale,
+    State,
+    TenderCancelled,
+    TenderContradicted,
+    TenderDeclined,
+    TenderExit,
+    TenderPaid,
+)
+from pos_terminal.ports import Key
+
+P = Phase
+_HOLDING = (P.APPROVED, P.DECLINED)  # results on screen until the result timer runs out
+_EDITING = (P.IDLE, P.ENTERING_AMOUNT, *_HOLDING)
+_CANCELLABLE = (P.ENTERING_AMOUNT, P.CONFIRMING, P.AWAITING_PAYMENT, *_HOLDING, P.EXCEPTION)
+
+
+def _stop_timers(phase: Phase) -> tuple[Effect, ...]:
+    if phase is P.AWAITING_PAYMENT:
+        return (CancelTimer(Timer.AWAITING),)
+    return (CancelTimer(Timer.RESULT),) if phase in _HOLDING else ()
+
+
+def idle(state: State, notice: str = "", leaving: Phase | None = None) -> Next:
+    """Back to IDLE, stopping the timer of the phase left."""
+    stops = _stop_timers(leaving) if leaving else ()
+    return Next(replace(state, mode=Sale(P.IDLE, notice=notice)), stops)
+
+
+def _to_idle(state: State, sale: Sale, event: KeyPressed | TimerExpired) -> Outcome:
+    return idle(state, leaving=sale.phase)
+
+
+def _digit(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    start_fen = sale.amount_fen if sale.phase is P.ENTERING_AMOUNT else 0
+    fen = money.append_digit(start_fen, int(event.key))
+    return Next(replace(state, mode=Sale(P.ENTERING_AMOUNT, fen)), _stop_timers(sale.phase))
+
+
+def _edit(state: State, sale: Sale, fen: int, phase: Phase = P.ENTERING_AMOUNT) -> Next:
+    return Next(replace(state, mode=replace(sale, phase=phase, amount_fen=fen)))
+
+
+def _backspace(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    return _edit(state, sale, money.drop_digit(sale.amount_fen))
+
+
+def _clear(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    return _edit(state, sale, 0)
+
+
+def _enter_amount(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    return _edit(state, sale, sale.amount_fen, P.CONFIRMING) if sale.amount_fen > 0 else None
+
+
+def _back_to_entry(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    return _edit(state, sale, sale.amount_fen)
+
+
+def _confirm(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    awaiting = Sale(P.AWAITING_PAYMENT, sale.amount_fen)
+    return Next(replace(state, mode=awaiting), (start(Timer.AWAITING),))
+
+
+def _printed(state: State, sale: Sale, event: PrintDone) -> Outcome:
+    notice = "" if event.ok else event.message
+    approved = replace(sale, phase=P.APPROVED, notice=notice, printed=event.ok)
+    return Next(replace(state, mode=approved), (start(Timer.RESULT),))
+
+
+def _reprint(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    return Next(state, (Reprint(),), redraw=False)
+
+
+def _scanned_while_idle(state: State, sale: Sale, event: CodeScanned) -> Outcome:
+    """A receipt's QR (its order number) scanned while idle: print that receipt again."""
+    code = event.code.strip()
+    if not code or state.session.code_rules.classify(code).provider is not None:
+        return None  # a payment code needs an amount first
+    return Next(state, (Reprint(code),), redraw=False)
+
+
+def after_tender(state: State, result: TenderExit) -> Next:
+    """Take a tender's exit: print an approved sale, or hold why nothing was charged."""
+    match result:
+        case TenderPaid(sale=paid):
+            session = replace(state.session, last_sale=paid)
+            printing = Sale(P.PRINTING, state.amount_fen)
+            return Next(State(session, printing), (PrintReceipt(paid),))
+        case TenderDeclined(amount_fen=fen, reason=reason):
+            declined = Sale(P.DECLINED, fen, notice=reason)
+        case TenderCancelled(amount_fen=fen):
+            declined = Sale(P.DECLINED, fen, notice="cancelled", nobody_charged=True)
+        case TenderContradicted(amount_fen=fen, reason=reason):
+            return Next(replace(state, mode=Sale(P.EXCEPTION, fen, notice=reason)))
+    return Next(replace(state, mode=declined), (start(Timer.RESULT),))
+
+
+SALE = Table(
+    "sale entry",
+    Sale,
+    (
+        key(_EDITING, DIGIT, P.ENTERING_AMOUNT, _digit),
+        key(P.ENTERING_AMOUNT, Key.BACKSPACE, P.ENTERING_AMOUNT, _backspace),
+        key(P.ENTERING_AMOUNT, Key.CLEAR, P.ENTERING_AMOUNT, _clear),
+        key(P.ENTERING_AMOUNT, Key.ENTER, P.CONFIRMING, _enter_amount),
+        key(P.CONFIRMING, Key.ENTER, P.AWAITING_PAYMENT, _confirm),
+        key(P.CONFIRMING, Key.BACKSPACE, P.ENTERING_AMOUNT, _back_to_entry),
+        key(_CANCELLABLE, Key.CANCEL, P.IDLE, _to_idle),
+        timer(P.AWAITING_PAYMENT, Timer.AWAITING, P.IDLE, _to_idle),
+        on(P.PRINTING, PrintDone, P.APPROVED, _printed),
+        key((*_HOLDING, P.EXCEPTION), Key.ENTER, P.IDLE, _to_idle),
+        timer(_HOLDING, Timer.RESULT, P.IDLE, _to_idle),
+        key((P.IDLE, P.APPROVED), Key.REPRINT, (), _reprint),
+        on(P.IDLE, CodeScanned, (), _scanned_while_idle),
+    ),
+)

@@ -1,0 +1,105 @@
+"""What the customer display shows, drawn from the state alone."""
+
+from __future__ import annotations
+
+from pos_terminal import money
+from pos_terminal.machine.state import (
+    Booting,
+    Phase,
+    Refund,
+    RefundOutcome,
+    Sale,
+    State,
+    Supervisor,
+    Tender,
+)
+from pos_terminal.ports import Screen
+
+PIN_SCREEN = "主管密码 Supervisor PIN"
+ORDER_SCREEN = "扫描小票二维码或输入单号 Scan the receipt QR or type the order no."
+WAIT = "请稍候 Please wait"
+DO_NOT_CHARGE_AGAIN = "请勿重复收款 Do not charge again"
+_REFUND_TITLES = {
+    RefundOutcome.ACCEPTED: "退款已受理 Refund accepted",
+    RefundOutcome.FAILED: "退款失败 Refund failed",
+    RefundOutcome.IN_DOUBT: "退款结果未知 Refund in doubt",
+}
+
+
+def idle_screen(notice: str = "") -> Screen:
+    return Screen("欢迎光临 Welcome", lines=(notice,) if notice else ())
+
+
+def amount_screen(fen: int) -> Screen:
+    return Screen("请输入金额 Enter amount", fen)
+
+
+def render(state: State) -> Screen:
+    """The screen for `state`."""
+    match state.mode:
+        case Booting():
+            return Screen("正在核对交易 Resolving payments")
+        case Sale() as sale:
+            return _sale(state, sale)
+        case Tender() as tender:
+            return _tender(tender)
+        case Supervisor(pin=pin):
+            return Screen(PIN_SCREEN, lines=("*" * len(pin),) if pin else ())
+        case Refund() as refund:
+            return _refund(refund)
+
+
+def _sale(state: State, sale: Sale) -> Screen:
+    fen = sale.amount_fen
+    match sale.phase:
+        case Phase.IDLE:
+            return idle_screen(sale.notice)
+        case Phase.ENTERING_AMOUNT:
+            return amount_screen(fen)
+        case Phase.CONFIRMING:
+            return Screen("请确认金额 Confirm amount", fen, ("Enter 确认 confirm",))
+        case Phase.AWAITING_PAYMENT:
+            lines = ("请出示付款码 Show your payment code", "或扫码支付 or scan our QR")
+            return Screen("请付款 Please pay", fen, (sale.notice, *lines) if sale.notice else lines)
+        case Phase.PRINTING | Phase.APPROVED:
+            paid = state.last_sale.amount_fen if state.last_sale else None
+            if sale.phase is Phase.PRINTING:
+                return Screen("支付成功 Approved", paid, ("正在打印 Printing receipt",))
+            if sale.printed:
+                return Screen("支付成功 Approved", paid, ("请取小票 Please take your receipt",))
+            return Screen(
+                "支付成功 Approved", paid, ("打印机需要处理 Printer needs attention", sale.notice)
+            )
+        case Phase.DECLINED if sale.nobody_charged:
+            return Screen("已取消 Cancelled", fen, ("未扣款 Nobody was charged",))
+        case Phase.DECLINED:
+            return Screen("支付失败 Declined", fen, (sale.notice,))
+        case _:  # Phase.EXCEPTION
+            advice = (DO_NOT_CHARGE_AGAIN, "请联系主管 Call a supervisor", sale.notice)
+            return Screen("交易异常 Payment exception", fen, advice)
+
+
+def _tender(tender: Tender) -> Screen:
+    fen = tender.amount_fen
+    if tender.phase is Phase.CANCELLING:
+        return Screen("正在取消 Cancelling", fen, (WAIT,))
+    if tender.phase is Phase.IN_DOUBT:
+        advice = (DO_NOT_CHARGE_AGAIN, "正在核对 Resolving", tender.notice)
+        return Screen("支付结果未知 Payment in doubt", fen, advice)
+    return tender.kind.screen(tender)
+
+
+def _refund(refund: Refund) -> Screen:
+    fen = refund.refund_fen
+    match refund.phase:
+        case Phase.REFUND_ORDER:
+            entry, notice = refund.order_entry, refund.notice
+            return Screen(ORDER_SCREEN, lines=(entry, notice) if entry or notice else ())
+        case Phase.REFUND_AMOUNT:
+            limit = money.format_yuan(refund.refundable_fen)
+            lines = (refund.out_trade_no, f"最多 at most {limit}", "Enter 确认 confirm")
+            return Screen("退款金额 Refund amount", fen, (*lines, refund.notice))
+        case Phase.REFUNDING:
+            return Screen("正在退款 Refunding", fen, (WAIT,))
+        case _:  # Phase.REFUND_RESULT
+            return Screen(_REFUND_TITLES[refund.outcome], fen, (refund.notice,))

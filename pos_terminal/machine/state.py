@@ -1,0 +1,253 @@
+"""The machine's state: the terminal's session and the mode of the sub-machine in charge.
+
+`State.phase` and the other properties flatten the two for observers (console, tests), with the
+meaning the flat state of earlier versions had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Protocol
+
+from pos_terminal.machine.effects import Effect
+from pos_terminal.machine.events import ApprovedSale
+from pos_terminal.payments.codes import DEFAULT_RULES, CodeRules
+from pos_terminal.ports import Screen
+
+
+class Phase(StrEnum):
+    RECOVERING = "RECOVERING"  # boot: resolving journal rows left in doubt; no sales yet
+    IDLE = "IDLE"
+    ENTERING_AMOUNT = "ENTERING_AMOUNT"
+    CONFIRMING = "CONFIRMING"
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"  # scan the customer's code, or show a QR
+    CHARGING_CODE = "CHARGING_CODE"
+    SHOWING_QR = "SHOWING_QR"
+    CANCELLING = "CANCELLING"  # closing or reversing the order after a cancel or expiry
+    IN_DOUBT = "IN_DOUBT"  # something failed after the request left: resolving; do not charge again
+    EXCEPTION = "EXCEPTION"  # WeChat contradicts the journal: a supervisor must settle it
+    PRINTING = "PRINTING"
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    SUPERVISOR_PIN = "SUPERVISOR_PIN"  # refunds need the supervisor's PIN
+    REFUND_ORDER = "REFUND_ORDER"  # scan the receipt's QR or type the order number
+    REFUND_AMOUNT = "REFUND_AMOUNT"  # full by default, or key a partial amount
+    REFUNDING = "REFUNDING"
+    REFUND_RESULT = "REFUND_RESULT"
+
+
+@dataclass(frozen=True)
+class Session:
+    """What outlives every sale: configuration, the attempt counter, the devices' news."""
+
+    code_rules: CodeRules = DEFAULT_RULES  # which scans are payment codes (from config)
+    supervisor_pin_sha256: str = ""  # from config; empty: refunds are off
+    attempt: int = 0  # numbers payment attempts so late results of an old one are ignored
+    last_sale: ApprovedSale | None = None
+    printer_notice: str = ""  # why the printer needs attention; empty when it is fine
+    device_notices: tuple[tuple[str, str], ...] = ()  # (device, trouble) for each one in trouble
+
+
+@dataclass(frozen=True)
+class ModeBase:
+    """A sub-machine's own state; `PHASES` are the phases it may be in."""
+
+    PHASES: ClassVar[frozenset[Phase]] = frozenset(Phase)
+    phase: Phase
+
+    def __post_init__(self) -> None:
+        if self.phase not in self.PHASES:
+            raise ValueError(f"{type(self).__name__} has no phase {self.phase}")
+
+
+@dataclass(frozen=True)
+class Booting(ModeBase):
+    PHASES = frozenset({Phase.RECOVERING})
+    phase: Phase = Phase.RECOVERING
+
+
+@dataclass(frozen=True)
+class Sale(ModeBase):
+    """Sale entry: the amount, then waiting for a tender, then the tender's result."""
+
+    PHASES = frozenset(
+        {
+            Phase.IDLE,
+            Phase.ENTERING_AMOUNT,
+            Phase.CONFIRMING,
+            Phase.AWAITING_PAYMENT,
+            Phase.PRINTING,
+            Phase.APPROVED,
+            Phase.DECLINED,
+            Phase.EXCEPTION,
+        }
+    )
+    amount_fen: int = 0
+    notice: str = ""  # one line for the cashier (declined reason, refused scan ...)
+    nobody_charged: bool = False  # DECLINED after a cancel or expiry
+    printed: bool = True  # APPROVED: the receipt came out
+
+
+class TenderKind(Protocol):
+    """One way to pay (payment code, QR, later cards): its own phase while it runs."""
+
+    @property
+    def phase(self) -> Phase: ...
+
+    def screen(self, tender: Tender) -> Screen:
+        """The screen while this tender runs."""
+        ...
+
+    def on_leave(self) -> tuple[Effect, ...]:
+        """Effects when the tender leaves its own phase (a timer of its own to stop)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Tender(ModeBase):
+    """A payment attempt in flight (the attempt number is the session's)."""
+
+    PHASES = frozenset({Phase.CHARGING_CODE, Phase.SHOWING_QR, Phase.CANCELLING, Phase.IN_DOUBT})
+    kind: TenderKind = field(kw_only=True)
+    amount_fen: int = 0
+    notice: str = ""
+    code_url: str | None = None
+    customer_paying: bool = False  # the provider waits on the customer's password
+
+
+class Purpose(StrEnum):
+    """What a supervisor is asked to authorise."""
+
+    REFUND = "refund"
+
+
+@dataclass(frozen=True)
+class Supervisor(ModeBase):
+    PHASES = frozenset({Phase.SUPERVISOR_PIN})
+    phase: Phase = Phase.SUPERVISOR_PIN
+    purpose: Purpose = Purpose.REFUND
+    pin: str = ""  # the digits typed so far (never shown, never logged)
+
+
+class RefundOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+
+
+@dataclass(frozen=True)
+class Refund(ModeBase):
+    PHASES = frozenset(
+        {Phase.REFUND_ORDER, Phase.REFUND_AMOUNT, Phase.REFUNDING, Phase.REFUND_RESULT}
+    )
+    order_entry: str = ""  # digits typed for the order number
+    notice: str = ""
+    out_trade_no: str = ""  # the sale being refunded, once found
+    refundable_fen: int = 0
+    refund_fen: int = 0  # the amount to refund: the whole refundable amount until one is keyed
+    keyed: bool = False  # the cashier has keyed an amount of their own
+    outcome: RefundOutcome = RefundOutcome.FAILED
+
+
+Mode = Booting | Sale | Tender | Supervisor | Refund
+
+
+@dataclass(frozen=True)
+class State:
+    session: Session = Session()
+    mode: Mode = Booting()
+
+    @property
+    def phase(self) -> Phase:
+        return self.mode.phase
+
+    @property
+    def amount_fen(self) -> int:
+        """The amount on screen: the sale's, or the refund's."""
+        match self.mode:
+            case Sale(amount_fen=fen) | Tender(amount_fen=fen) | Refund(refund_fen=fen):
+                return fen
+        return 0
+
+    @property
+    def notice(self) -> str:
+        match self.mode:
+            case Sale(notice=text) | Tender(notice=text) | Refund(notice=text):
+                return text
+        return ""
+
+    @property
+    def entry(self) -> str:
+        """Digits typed for the supervisor PIN or the order number."""
+        match self.mode:
+            case Supervisor(pin=text) | Refund(order_entry=text):
+                return text
+        return ""
+
+    @property
+    def code_url(self) -> str | None:
+        return self.mode.code_url if isinstance(self.mode, Tender) else None
+
+    @property
+    def refundable_fen(self) -> int:
+        return self.mode.refundable_fen if isinstance(self.mode, Refund) else 0
+
+    @property
+    def last_sale(self) -> ApprovedSale | None:
+        return self.session.last_sale
+
+    @property
+    def printer_notice(self) -> str:
+        return self.session.printer_notice
+
+    @property
+    def device_notices(self) -> tuple[tuple[str, str], ...]:
+        return self.session.device_notices
+
+
+@dataclass(frozen=True)
+class TenderPaid:
+    sale: ApprovedSale
+
+
+@dataclass(frozen=True)
+class TenderDeclined:
+    amount_fen: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TenderCancelled:
+    """Closed or reversed after a cancel or expiry: nobody was charged."""
+
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class TenderContradicted:
+    """The provider's answer contradicts the journal: a supervisor must settle it."""
+
+    amount_fen: int
+    reason: str
+
+
+TenderExit = TenderPaid | TenderDeclined | TenderCancelled | TenderContradicted
+
+
+@dataclass(frozen=True)
+class Authorised:
+    purpose: Purpose
+
+
+@dataclass(frozen=True)
+class NotAuthorised:
+    notice: str = ""  # empty when the supervisor cancelled
+
+
+@dataclass(frozen=True)
+class RefundDone:
+    then_key: str | None = None  # a digit that ended the result: it starts the next sale
+
+
+Exit = TenderExit | Authorised | NotAuthorised | RefundDone
