@@ -58,7 +58,6 @@ from pos_terminal.machine.state import (
     Supervisor,
     Tender,
 )
-from pos_terminal.ports import Screen
 
 __all__ = [
     "TABLES",
@@ -93,7 +92,6 @@ __all__ = [
     "RefundFinished",
     "Reprint",
     "Sale",
-    "Screen",
     "Session",
     "Show",
     "StartCodePayment",

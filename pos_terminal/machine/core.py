@@ -1,5 +1,5 @@
-"""The top level: global rules first, then the rules of the sub-machine in charge; a sub-machine's
-exit goes to its parent. `step(state, event) -> (state, effects)` is the whole machine.
+"""The top level: the global rules (news in every phase, recovery) and every sub-machine's table,
+one rule per (phase, trigger); a sub-machine's exit goes to its parent. `step` is the machine.
 """
 
 from __future__ import annotations
@@ -16,24 +16,20 @@ from pos_terminal.machine.events import (
     PrinterChanged,
     RecoveryDone,
 )
-from pos_terminal.machine.rules import Leave, Next, Outcome, Rule, Table, Trigger, on, trigger_for
-from pos_terminal.machine.sale import SALE, after_tender, idle
-from pos_terminal.machine.screens import render
-from pos_terminal.machine.state import (
+from pos_terminal.machine.exits import (
     Authorised,
     Exit,
-    ModeBase,
     NotAuthorised,
-    Phase,
-    Purpose,
     RefundDone,
-    Session,
-    State,
     TenderCancelled,
     TenderContradicted,
     TenderDeclined,
     TenderPaid,
 )
+from pos_terminal.machine.rules import Leave, Next, Outcome, Rule, Table, Trigger, on, trigger_for
+from pos_terminal.machine.sale import SALE, after_tender, idle
+from pos_terminal.machine.screens import render
+from pos_terminal.machine.state import ModeBase, Phase, Purpose, Session, State
 from pos_terminal.machine.supervisor import SUPERVISOR
 from pos_terminal.machine.tender import TENDER
 from pos_terminal.payments.codes import DEFAULT_RULES, CodeRules

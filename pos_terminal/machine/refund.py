@@ -16,16 +16,9 @@ from pos_terminal.machine.events import (
     RefundFinished,
     TimerExpired,
 )
+from pos_terminal.machine.exits import RefundDone
 from pos_terminal.machine.rules import DIGIT, Leave, Next, Outcome, Table, key, on, timer
-from pos_terminal.machine.state import (
-    Phase,
-    Purpose,
-    Refund,
-    RefundDone,
-    RefundOutcome,
-    Sale,
-    State,
-)
+from pos_terminal.machine.state import Phase, Purpose, Refund, RefundOutcome, Sale, State
 from pos_terminal.machine.supervisor import ask
 from pos_terminal.ports import Key
 

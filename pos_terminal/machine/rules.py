@@ -14,7 +14,8 @@ from typing import Any, Generic, TypeVar
 
 from pos_terminal.machine.effects import Effect, Timer
 from pos_terminal.machine.events import EVENT_TYPES, Event, KeyPressed, TimerExpired
-from pos_terminal.machine.state import Exit, ModeBase, Phase, State
+from pos_terminal.machine.exits import Exit
+from pos_terminal.machine.state import ModeBase, Phase, State
 from pos_terminal.ports import Key
 
 

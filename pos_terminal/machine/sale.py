@@ -8,17 +8,15 @@ from pos_terminal import money
 from pos_terminal.machine.effects import CancelTimer, Effect, PrintReceipt, Reprint, Timer
 from pos_terminal.machine.effects import start_timer as start
 from pos_terminal.machine.events import CodeScanned, KeyPressed, PrintDone, TimerExpired
-from pos_terminal.machine.rules import DIGIT, Next, Outcome, Table, key, on, timer
-from pos_terminal.machine.state import (
-    Phase,
-    Sale,
-    State,
+from pos_terminal.machine.exits import (
     TenderCancelled,
     TenderContradicted,
     TenderDeclined,
     TenderExit,
     TenderPaid,
 )
+from pos_terminal.machine.rules import DIGIT, Next, Outcome, Table, key, on, timer
+from pos_terminal.machine.state import Phase, Sale, State
 from pos_terminal.ports import Key
 
 P = Phase

@@ -8,8 +8,9 @@ import hmac
 from dataclasses import replace
 
 from pos_terminal.machine.events import KeyPressed
+from pos_terminal.machine.exits import Authorised, NotAuthorised
 from pos_terminal.machine.rules import DIGIT, Leave, Next, Outcome, Table, key
-from pos_terminal.machine.state import Authorised, NotAuthorised, Phase, Purpose, State, Supervisor
+from pos_terminal.machine.state import Phase, Purpose, State, Supervisor
 from pos_terminal.ports import Key
 
 P = Phase

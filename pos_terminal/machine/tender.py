@@ -22,18 +22,14 @@ from pos_terminal.machine.events import (
     PaymentInDoubt,
     TimerExpired,
 )
-from pos_terminal.machine.rules import Leave, Next, Outcome, Rule, Table, key, on
-from pos_terminal.machine.state import (
-    Phase,
-    Sale,
-    State,
-    Tender,
+from pos_terminal.machine.exits import (
     TenderCancelled,
     TenderContradicted,
     TenderDeclined,
-    TenderKind,
     TenderPaid,
 )
+from pos_terminal.machine.rules import Leave, Next, Outcome, Rule, Table, key, on
+from pos_terminal.machine.state import Phase, Sale, State, Tender, TenderKind
 from pos_terminal.ports import Key
 
 P = Phase
