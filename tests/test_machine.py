@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pos_terminal import machine as m
 from pos_terminal.machine import Phase, Refund, Sale, Session, State, Supervisor, Tender
@@ -621,3 +624,42 @@ def test_a_sale_and_a_refund_run_the_same_under_python_dash_o() -> None:
     assert _python("-O", "-c", script) == (
         "REFUNDING StartRefund(out_trade_no='T1', amount_fen=500)"
     )
+
+
+_ANY_EVENT = st.sampled_from(
+    [
+        *EXAMPLES.values(),
+        *(press(k) for k in (*"0123456789", *Key)),
+        m.CodeScanned("T0001SALE1"),
+        m.CodeScanned("hello"),
+        m.PrintDone(False, "paper out"),
+        m.RefundFinished(False, "x", in_doubt=True),
+        m.PrinterChanged(False, "缺纸 Paper out"),
+        m.DeviceNotice("camera decode", "failed"),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ANY_EVENT, st.integers(min_value=0, max_value=3)), max_size=60))
+def test_any_sequence_keeps_the_screen_and_the_attempts_straight(
+    script: list[tuple[m.Event, int]],
+) -> None:
+    """Each result is for the current attempt or one `shift` attempts older; from AWAITING."""
+    state = at(P.AWAITING_PAYMENT)
+    started: list[int] = []
+    for event, shift in script:
+        if isinstance(event, m.PaymentApproved | m.PaymentDeclined | m.PaymentCancelled):
+            event = replace(event, attempt=state.session.attempt - shift)
+        before = state
+        state, effects = m.step(state, event)
+        for effect in effects:
+            if isinstance(effect, m.Show):
+                assert effect.screen == m.render(state)
+            if isinstance(effect, m.StartCodePayment | m.StartNativePayment):
+                started.append(effect.attempt)
+        late = shift and isinstance(event, m.PaymentApproved | m.PaymentDeclined)
+        if late and before.phase in (P.CHARGING_CODE, P.SHOWING_QR, P.CANCELLING, P.IN_DOUBT):
+            assert (state, effects) == (before, [])  # a late answer changes nothing
+        assert 0 <= state.amount_fen < 10**9
+    assert started == sorted(set(started))  # each attempt is started once, in order
