@@ -127,7 +127,7 @@ class Supervisor(ModeBase):
     PHASES = frozenset({Phase.SUPERVISOR_PIN})
     phase: Phase = Phase.SUPERVISOR_PIN
     purpose: Purpose = Purpose.REFUND
-    pin: str = ""  # the digits typed so far (never shown, never logged)
+    pin: str = field(default="", repr=False)  # the digits typed so far: never shown or logged
 
 
 class RefundOutcome(StrEnum):
@@ -179,11 +179,8 @@ class State:
 
     @property
     def entry(self) -> str:
-        """Digits typed for the supervisor PIN or the order number."""
-        match self.mode:
-            case Supervisor(pin=text) | Refund(order_entry=text):
-                return text
-        return ""
+        """Digits typed for the order number of a refund (a PIN being typed is not shown)."""
+        return self.mode.order_entry if isinstance(self.mode, Refund) else ""
 
     @property
     def code_url(self) -> str | None:
