@@ -26,15 +26,12 @@ from pos_terminal.receipt import (
     SaleReceipt,
     layout_sale,
     layout_text,
+    method_named,
     render_escpos,
 )
 
 log = logging.getLogger(__name__)
 
-METHOD_LABELS = {
-    "wechat_code": "微信支付 WeChat Pay 付款码",
-    "wechat_native": "微信支付 WeChat Pay 扫码",
-}
 PAPER_OUT = "缺纸 Paper out: load paper, the receipt will print"
 
 
@@ -93,7 +90,7 @@ class ReceiptDesk:
             store_id=merchant.store_id,
             terminal_id=merchant.terminal_id,
             time=datetime.fromisoformat(refund.updated_at).astimezone(self.tz),
-            method_label=METHOD_LABELS.get(sale.method, sale.method),
+            method=method_named(sale.method),
             refund_fen=refund.amount_fen,
             sale_amount_fen=refund.paid_fen,
             out_trade_no=refund.out_trade_no,
@@ -164,7 +161,7 @@ class ReceiptDesk:
             terminal_id=merchant.terminal_id,
             # when WeChat says it was paid; rows approved before success_time was kept: updated
             time=datetime.fromisoformat(row.success_time or row.updated_at).astimezone(self.tz),
-            method_label=METHOD_LABELS.get(row.method, row.method),
+            method=method_named(row.method),
             amount_fen=row.amount_fen,
             out_trade_no=row.out_trade_no,
             transaction_id=row.transaction_id or "",

@@ -9,6 +9,8 @@ import pytest
 
 from hw_mocks.escpos_decode import DecodedReceipt, decode
 from pos_terminal.receipt import (
+    WECHAT_CODE,
+    WECHAT_NATIVE,
     Copy,
     Coupon,
     MethodTotals,
@@ -34,7 +36,7 @@ HEAD = {
 }
 SALE = SaleReceipt(
     **HEAD,  # type: ignore[arg-type]
-    method_label="微信支付 WeChat Pay 付款码",
+    method=WECHAT_CODE,
     amount_fen=4500,
     discount_fen=500,
     out_trade_no="POS20240501120000A1",
@@ -45,7 +47,7 @@ SALE = SaleReceipt(
 )
 REFUND = RefundReceipt(
     **HEAD,  # type: ignore[arg-type]
-    method_label="微信支付 WeChat Pay",
+    method=WECHAT_CODE,
     refund_fen=1500,
     sale_amount_fen=4500,
     out_trade_no="POS20240501120000A1",
@@ -54,7 +56,7 @@ REFUND = RefundReceipt(
 )
 VOID = VoidReceipt(
     **HEAD,  # type: ignore[arg-type]
-    method_label="微信支付 WeChat Pay",
+    method=WECHAT_CODE,
     amount_fen=4500,
     out_trade_no="POS20240501120000A1",
     transaction_id="4200001234202405011234567890",
@@ -64,8 +66,8 @@ SETTLEMENT = SettlementReceipt(
     batch_no="000042",
     period_start=NOON - timedelta(hours=4),
     methods=(
-        MethodTotals("微信 付款码 WeChat code", 12, 123_456, 1, 1_500),
-        MethodTotals("微信 扫码 WeChat QR", 3, 8_800),
+        MethodTotals(WECHAT_CODE, 12, 123_456, 1, 1_500),
+        MethodTotals(WECHAT_NATIVE, 3, 8_800),
     ),
 )
 ALL: tuple[Receipt, ...] = (SALE, REFUND, VOID, SETTLEMENT)

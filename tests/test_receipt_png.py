@@ -12,14 +12,14 @@ from PIL import Image, ImageOps
 
 from hw_mocks.escpos_decode import decode
 from hw_mocks.receipt_png import ReceiptPainter, find_cjk_font
-from pos_terminal.receipt import Copy, PrinterProfile, SaleReceipt, render_escpos
+from pos_terminal.receipt import WECHAT_CODE, Copy, PrinterProfile, SaleReceipt, render_escpos
 
 RECEIPT = SaleReceipt(
     merchant_name="好邻居便利店",
     store_id="S001",
     terminal_id="T01",
     time=datetime(2024, 5, 1, 12, 34, 56, tzinfo=timezone(timedelta(hours=8))),
-    method_label="微信支付 WeChat Pay 付款码",
+    method=WECHAT_CODE,
     amount_fen=1234,
     out_trade_no="POS20240501123456A1",
     transaction_id="4200001234202405011234567890",
