@@ -16,7 +16,7 @@ from pos_terminal.config import Config
 from pos_terminal.devices import ReceiptPrinter
 from pos_terminal.errors import DeviceError
 from pos_terminal.journal import JournalWorker, PaymentRow, RowState
-from pos_terminal.journal_refunds import RefundRow
+from pos_terminal.journal_refunds import RefundRow, RefundState
 from pos_terminal.machine import Event, PrintDone, PrinterChanged
 from pos_terminal.ports import PaperStatus
 from pos_terminal.receipt import (
@@ -98,6 +98,7 @@ class ReceiptDesk:
             refund_id=refund.refund_id or "",
             masked_code=sale.masked_code,
             reason=refund.reason,
+            in_progress=refund.state is RefundState.PROCESSING,
         )
         async with self._lock:
             try:

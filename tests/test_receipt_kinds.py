@@ -117,14 +117,22 @@ def test_sale_qr_is_the_order_number_so_a_refund_can_start_from_it() -> None:
         assert decoded.qr_payloads == [SALE.out_trade_no, SALE.out_trade_no]
 
 
-def test_refund_receipt_shows_the_sale_the_refund_and_a_pending_id() -> None:
-    decoded = printed(REFUND)
+def test_refund_receipt_shows_the_sale_the_refund_and_that_it_is_done() -> None:
+    decoded = printed(dataclasses.replace(REFUND, refund_id="50300001234"))
     assert sum(line.strip() == "退款 REFUND" for line in decoded.lines) == 2  # both copies
     assert value_of(decoded, "原交易金额 Sale") == "￥45.00"
     assert value_of(decoded, "退款 Refund") == "-￥15.00"
     assert value_of(decoded, "退款单号 Refund no.") == "R20240501130000B2"
-    assert value_of(decoded, "退款流水 Refund id") == "处理中 processing"
+    assert value_of(decoded, "退款流水 Refund id") == "50300001234"
+    assert [line.strip() for line in decoded.lines].count("退款成功 Refunded") == 2
     assert decoded.qr_payloads == []
+
+
+def test_a_refund_still_on_its_way_says_so_and_not_that_it_is_done() -> None:
+    lines = [line.strip() for line in printed(dataclasses.replace(REFUND, in_progress=True)).lines]
+    assert lines.count("退款处理中 Refund on its way") == 2
+    assert "退款成功 Refunded" not in lines
+    assert not any(line.startswith("退款流水") for line in lines)  # no id known: no empty line
 
 
 def test_refund_larger_than_the_sale_is_refused() -> None:

@@ -25,6 +25,8 @@ MERCHANT_STUB = "商户存根 MERCHANT COPY"
 # the sale's QR holds its order number: the terminal scans it to reprint or refund that sale
 MERCHANT_QR_NOTE = "扫码查单 Scan to find the order"
 CUSTOMER_QR_NOTE = ("退款请出示此码", "Show this code for a refund")
+REFUND_DONE = "退款成功 Refunded"
+REFUND_UNDER_WAY = "退款处理中 Refund on its way"
 
 
 class Style(Enum):
@@ -161,7 +163,10 @@ def _refund(sheet: _Sheet, receipt: RefundReceipt, copy: Copy | None) -> None:
     sheet.rule()
     sheet.field("原商户单号 Order no.", receipt.out_trade_no)
     sheet.field("退款单号 Refund no.", receipt.out_refund_no)
-    sheet.field("退款流水 Refund id", receipt.refund_id or "处理中 processing")
+    if receipt.refund_id:
+        sheet.field("退款流水 Refund id", receipt.refund_id)
+    sheet.rule()
+    sheet.centred(REFUND_UNDER_WAY if receipt.in_progress else REFUND_DONE)
 
 
 def _void(sheet: _Sheet, receipt: VoidReceipt, copy: Copy | None) -> None:

@@ -91,9 +91,10 @@ class RefundReceipt(ReceiptHeader):
     sale_amount_fen: int
     out_trade_no: str  # the sale's order number
     out_refund_no: str
-    refund_id: str = ""  # the provider's id; empty while the refund is still processing
+    refund_id: str = ""  # the provider's id; the line is left out when it is not known
     masked_code: str | None = None
     reason: str = ""
+    in_progress: bool = False  # accepted, the money still on its way back (WeChat PROCESSING)
 
     def __post_init__(self) -> None:
         super().__post_init__()
