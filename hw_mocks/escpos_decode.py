@@ -72,6 +72,7 @@ _FS_FIXED = {
 _DLE_FIXED = {0x04: 1, 0x05: 1, 0x14: 3}  # EOT status, ENQ, DC4 real-time pulse
 _CUT_WITH_FEED = frozenset({65, 66, 97, 98, 103, 104})  # GS V m n
 _QR = 49  # GS ( k cn for QR code
+QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 
 @dataclass(frozen=True)
@@ -380,7 +381,7 @@ def _read_qr(image: Image.Image) -> list[str]:
     """QR payloads zxing-cpp finds in a printed image (white margin added for the quiet zone)."""
     framed = ImageOps.expand(image.convert("L"), border=32, fill=255)
     try:
-        found = zxingcpp.read_barcodes(framed, formats=zxingcpp.BarcodeFormat.QRCode)
+        found = zxingcpp.read_barcodes(framed, formats=QR_ONLY)
     except (ValueError, RuntimeError):
         return []
     return [result.text for result in found if result.valid]

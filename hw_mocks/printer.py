@@ -20,6 +20,7 @@ from pos_terminal.ports import Notice, PaperStatus
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 120
 NAMES_KEPT = 200  # job names kept for tests; a long headless run must not grow
+PNG_DEVICE = "receipt PNG"  # names the pictures' font advice among the device notices
 
 
 def job_file_stem(name: str) -> str:
@@ -57,8 +58,12 @@ class MockPrinter:
         self._open = False
 
     async def open(self, notice: Notice | None = None) -> None:
-        """Nothing runs in the background, so there is nothing for `notice` to hear."""
+        """`notice` hears once, at open, that receipt pictures lack a font and how to get it."""
         await asyncio.to_thread(self.out_dir.mkdir, parents=True, exist_ok=True)
+        if self.png and self._painter is None:  # the fonts load on a worker thread, once
+            self._painter = await asyncio.to_thread(ReceiptPainter, self.dots_per_line)
+            if self._painter.font_advice and notice is not None:
+                notice(PNG_DEVICE, self._painter.font_advice)
         self._open = True
 
     async def close(self) -> None:
@@ -106,7 +111,5 @@ class MockPrinter:
     def _write(self, stem: str, data: bytes, decoded: DecodedReceipt) -> None:
         (self.out_dir / f"{stem}.bin").write_bytes(data)
         (self.out_dir / f"{stem}.txt").write_text(render_text(decoded), encoding="utf-8")
-        if self.png:
-            if self._painter is None:  # the font loads on the worker thread, once
-                self._painter = ReceiptPainter(self.dots_per_line)
+        if self._painter is not None:
             self._painter.save(decoded, self.out_dir / f"{stem}.png")

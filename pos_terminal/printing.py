@@ -16,7 +16,7 @@ from pos_terminal.config import Config
 from pos_terminal.devices import ReceiptPrinter
 from pos_terminal.errors import DeviceError
 from pos_terminal.journal import JournalWorker, PaymentRow, RowState
-from pos_terminal.journal_refunds import RefundRow
+from pos_terminal.journal_refunds import RefundRow, RefundState
 from pos_terminal.machine import Event, PrintDone, PrinterChanged
 from pos_terminal.ports import PaperStatus
 from pos_terminal.receipt import (
@@ -26,15 +26,12 @@ from pos_terminal.receipt import (
     SaleReceipt,
     layout_sale,
     layout_text,
+    method_named,
     render_escpos,
 )
 
 log = logging.getLogger(__name__)
 
-METHOD_LABELS = {
-    "wechat_code": "微信支付 WeChat Pay 付款码",
-    "wechat_native": "微信支付 WeChat Pay 扫码",
-}
 PAPER_OUT = "缺纸 Paper out: load paper, the receipt will print"
 
 
@@ -93,7 +90,7 @@ class ReceiptDesk:
             store_id=merchant.store_id,
             terminal_id=merchant.terminal_id,
             time=datetime.fromisoformat(refund.updated_at).astimezone(self.tz),
-            method_label=METHOD_LABELS.get(sale.method, sale.method),
+            method=method_named(sale.method),
             refund_fen=refund.amount_fen,
             sale_amount_fen=refund.paid_fen,
             out_trade_no=refund.out_trade_no,
@@ -101,6 +98,7 @@ class ReceiptDesk:
             refund_id=refund.refund_id or "",
             masked_code=sale.masked_code,
             reason=refund.reason,
+            in_progress=refund.state is RefundState.PROCESSING,
         )
         async with self._lock:
             try:
@@ -164,7 +162,7 @@ class ReceiptDesk:
             terminal_id=merchant.terminal_id,
             # when WeChat says it was paid; rows approved before success_time was kept: updated
             time=datetime.fromisoformat(row.success_time or row.updated_at).astimezone(self.tz),
-            method_label=METHOD_LABELS.get(row.method, row.method),
+            method=method_named(row.method),
             amount_fen=row.amount_fen,
             out_trade_no=row.out_trade_no,
             transaction_id=row.transaction_id or "",

@@ -1,12 +1,14 @@
 """The receipt API in one import: data, layout, widths, encoder and ESC/POS rendering.
 
-The work is done in pos_terminal/receipts/ (text, model, layout, escpos); this module names it.
+The work is done in pos_terminal/receipts/ (text, methods, model, layout, escpos); this module
+names it.
 """
 
 from __future__ import annotations
 
 from pos_terminal.receipts.escpos import qr_module_dots, render_escpos
 from pos_terminal.receipts.layout import Row, Style, layout_rows, layout_sale, layout_text
+from pos_terminal.receipts.methods import WECHAT_CODE, WECHAT_NATIVE, PaymentMethod, method_named
 from pos_terminal.receipts.model import (
     BOTH_COPIES,
     Copy,
@@ -32,9 +34,12 @@ from pos_terminal.receipts.text import (
 __all__ = [
     "BOTH_COPIES",
     "ENCODINGS",
+    "WECHAT_CODE",
+    "WECHAT_NATIVE",
     "Copy",
     "Coupon",
     "MethodTotals",
+    "PaymentMethod",
     "PrinterProfile",
     "Receipt",
     "ReceiptHeader",
@@ -50,6 +55,7 @@ __all__ = [
     "layout_rows",
     "layout_sale",
     "layout_text",
+    "method_named",
     "printed_width",
     "qr_module_dots",
     "render_escpos",

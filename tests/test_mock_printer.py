@@ -12,14 +12,14 @@ import pytest
 from hw_mocks.printer import NAMES_KEPT, MockPrinter, job_file_stem
 from pos_terminal.errors import DeviceError
 from pos_terminal.ports import PaperStatus
-from pos_terminal.receipt import PrinterProfile, SaleReceipt, render_escpos
+from pos_terminal.receipt import WECHAT_CODE, PrinterProfile, SaleReceipt, render_escpos
 
 RECEIPT = SaleReceipt(
     merchant_name="好邻居便利店",
     store_id="S001",
     terminal_id="T01",
     time=datetime(2024, 5, 1, 12, 34, 56, tzinfo=timezone(timedelta(hours=8))),
-    method_label="微信支付 WeChat Pay 付款码",
+    method=WECHAT_CODE,
     amount_fen=1234,
     out_trade_no="POS20240501123456A1",
     transaction_id="4200001234202405011234567890",

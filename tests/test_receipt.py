@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hw_mocks.escpos_decode import DecodedReceipt, decode
 from pos_terminal.receipt import (
+    WECHAT_NATIVE,
     Copy,
     PrinterProfile,
     SaleReceipt,
@@ -32,7 +33,7 @@ def sale(**changes: object) -> SaleReceipt:
         store_id="S001",
         terminal_id="T01",
         time=datetime(2024, 5, 1, 12, 34, 56, tzinfo=CST),
-        method_label="微信支付 WeChat Pay 扫码",
+        method=WECHAT_NATIVE,
         amount_fen=1234,
         out_trade_no="1217752501201407033233368018",
         transaction_id="4200001234202405011234567890",
@@ -195,7 +196,7 @@ def test_every_line_fits_32_columns(name: str, fen: int, ascii_id: str) -> None:
 def test_one_job_holds_the_merchant_copy_then_the_customer_copy() -> None:
     decoded = printed(sale(), PrinterProfile(cutter=True), copies=(Copy.MERCHANT, Copy.CUSTOMER))
     labels = [line.strip() for line in decoded.lines if "COPY" in line]
-    assert labels == ["商户存根 MERCHANT COPY", "持卡人存根 CUSTOMER COPY"]
+    assert labels == ["商户存根 MERCHANT COPY", "顾客存根 CUSTOMER COPY"]
     assert [mark.kind for mark in decoded.flow].count("cut") == 2
     assert decoded.qr_payloads == [sale().out_trade_no] * 2
 

@@ -9,6 +9,8 @@ import pytest
 
 from hw_mocks.escpos_decode import DecodedReceipt, decode
 from pos_terminal.receipt import (
+    WECHAT_CODE,
+    WECHAT_NATIVE,
     Copy,
     Coupon,
     MethodTotals,
@@ -34,7 +36,7 @@ HEAD = {
 }
 SALE = SaleReceipt(
     **HEAD,  # type: ignore[arg-type]
-    method_label="微信支付 WeChat Pay 付款码",
+    method=WECHAT_CODE,
     amount_fen=4500,
     discount_fen=500,
     out_trade_no="POS20240501120000A1",
@@ -45,7 +47,7 @@ SALE = SaleReceipt(
 )
 REFUND = RefundReceipt(
     **HEAD,  # type: ignore[arg-type]
-    method_label="微信支付 WeChat Pay",
+    method=WECHAT_CODE,
     refund_fen=1500,
     sale_amount_fen=4500,
     out_trade_no="POS20240501120000A1",
@@ -54,7 +56,7 @@ REFUND = RefundReceipt(
 )
 VOID = VoidReceipt(
     **HEAD,  # type: ignore[arg-type]
-    method_label="微信支付 WeChat Pay",
+    method=WECHAT_CODE,
     amount_fen=4500,
     out_trade_no="POS20240501120000A1",
     transaction_id="4200001234202405011234567890",
@@ -64,8 +66,8 @@ SETTLEMENT = SettlementReceipt(
     batch_no="000042",
     period_start=NOON - timedelta(hours=4),
     methods=(
-        MethodTotals("微信 付款码 WeChat code", 12, 123_456, 1, 1_500),
-        MethodTotals("微信 扫码 WeChat QR", 3, 8_800),
+        MethodTotals(WECHAT_CODE, 12, 123_456, 1, 1_500),
+        MethodTotals(WECHAT_NATIVE, 3, 8_800),
     ),
 )
 ALL: tuple[Receipt, ...] = (SALE, REFUND, VOID, SETTLEMENT)
@@ -115,14 +117,22 @@ def test_sale_qr_is_the_order_number_so_a_refund_can_start_from_it() -> None:
         assert decoded.qr_payloads == [SALE.out_trade_no, SALE.out_trade_no]
 
 
-def test_refund_receipt_shows_the_sale_the_refund_and_a_pending_id() -> None:
-    decoded = printed(REFUND)
+def test_refund_receipt_shows_the_sale_the_refund_and_that_it_is_done() -> None:
+    decoded = printed(dataclasses.replace(REFUND, refund_id="50300001234"))
     assert sum(line.strip() == "退款 REFUND" for line in decoded.lines) == 2  # both copies
     assert value_of(decoded, "原交易金额 Sale") == "￥45.00"
     assert value_of(decoded, "退款 Refund") == "-￥15.00"
     assert value_of(decoded, "退款单号 Refund no.") == "R20240501130000B2"
-    assert value_of(decoded, "退款流水 Refund id") == "处理中 processing"
+    assert value_of(decoded, "退款流水 Refund id") == "50300001234"
+    assert [line.strip() for line in decoded.lines].count("退款成功 Refunded") == 2
     assert decoded.qr_payloads == []
+
+
+def test_a_refund_still_on_its_way_says_so_and_not_that_it_is_done() -> None:
+    lines = [line.strip() for line in printed(dataclasses.replace(REFUND, in_progress=True)).lines]
+    assert lines.count("退款处理中 Refund on its way") == 2
+    assert "退款成功 Refunded" not in lines
+    assert not any(line.startswith("退款流水") for line in lines)  # no id known: no empty line
 
 
 def test_refund_larger_than_the_sale_is_refused() -> None:

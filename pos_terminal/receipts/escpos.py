@@ -45,7 +45,7 @@ def _escpos_printer(profile: PrinterProfile) -> Dummy:
     return printer
 
 
-def _qr_code(payload: str, module: int = 1) -> qrcode.QRCode:  # type: ignore[type-arg]
+def _qr_code(payload: str, module: int = 1) -> qrcode.QRCode:
     code = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=module, border=0
     )
@@ -60,7 +60,7 @@ def qr_module_dots(payload: str, dots_per_line: int) -> int:
     Raises:
         ValueError: the payload needs more modules than the paper has dots.
     """
-    modules = _qr_code(payload).modules_count + 2 * QR_BORDER_MODULES
+    modules: int = _qr_code(payload).modules_count + 2 * QR_BORDER_MODULES
     module = min(QR_MAX_MODULE_DOTS, dots_per_line // modules)
     if module < 1:
         raise ValueError(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from pos_terminal.money import format_receipt_yuan
+from pos_terminal.receipts.methods import PaymentMethod
 from pos_terminal.receipts.model import (
     Copy,
     PrinterProfile,
@@ -20,6 +21,12 @@ from pos_terminal.receipts.text import clean, printed_width, wrap_columns
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 REPRINT_MARK = "** 重印 REPRINT **"
+MERCHANT_STUB = "商户存根 MERCHANT COPY"
+# the sale's QR holds its order number: the terminal scans it to reprint or refund that sale
+MERCHANT_QR_NOTE = "扫码查单 Scan to find the order"
+CUSTOMER_QR_NOTE = ("退款请出示此码", "Show this code for a refund")
+REFUND_DONE = "退款成功 Refunded"
+REFUND_UNDER_WAY = "退款处理中 Refund on its way"
 
 
 class Style(Enum):
@@ -76,11 +83,11 @@ class _Sheet:
         self.rows.append(Row("", qr=payload))
 
 
-def _header(sheet: _Sheet, receipt: ReceiptHeader, title: str, copy: Copy | None) -> None:
+def _header(sheet: _Sheet, receipt: ReceiptHeader, title: str, stub: str) -> None:
     sheet.centred(receipt.merchant_name, Style.TITLE)
     sheet.centred(title)
-    if copy is not None:
-        sheet.centred(copy.value)
+    if stub:
+        sheet.centred(stub)
     if receipt.reprint:
         sheet.centred(REPRINT_MARK)
     sheet.rule()
@@ -91,15 +98,22 @@ def _header(sheet: _Sheet, receipt: ReceiptHeader, title: str, copy: Copy | None
     sheet.field("时间 Time", receipt.time.strftime(TIME_FORMAT))
 
 
-def _payment(sheet: _Sheet, method: str, masked_code: str | None) -> None:
-    sheet.field("支付方式 Method", method)
-    if masked_code:
-        sheet.field("付款码 Code", masked_code)
+def _stub(copy: Copy | None, method: PaymentMethod) -> str:
+    """The line naming the copy: the merchant's, or the customer's as the method words it."""
+    if copy is None:
+        return ""
+    return MERCHANT_STUB if copy is Copy.MERCHANT else method.customer_copy
+
+
+def _payment(sheet: _Sheet, method: PaymentMethod, masked_reference: str | None) -> None:
+    sheet.field("支付方式 Method", method.label)
+    if masked_reference:
+        sheet.field(method.reference_label, masked_reference)
 
 
 def _sale(sheet: _Sheet, receipt: SaleReceipt, copy: Copy | None) -> None:
-    _header(sheet, receipt, "消费 SALE", copy)
-    _payment(sheet, receipt.method_label, receipt.masked_code)
+    _header(sheet, receipt, "消费 SALE", _stub(copy, receipt.method))
+    _payment(sheet, receipt.method, receipt.masked_code)
     sheet.rule()
     if receipt.discount_fen:
         sheet.money("原价 Original", receipt.original_fen)
@@ -109,27 +123,38 @@ def _sale(sheet: _Sheet, receipt: SaleReceipt, copy: Copy | None) -> None:
         sheet.text(line)
     sheet.rule()
     sheet.field("商户单号 Order no.", receipt.out_trade_no)
-    sheet.field("交易单号 Txn id", receipt.transaction_id)
+    if receipt.transaction_id:
+        sheet.field("交易单号 Txn id", receipt.transaction_id)
     sheet.rule()
     sheet.qr(receipt.out_trade_no)
-    sheet.centred("扫码退款 Scan to refund")
+    if copy is Copy.MERCHANT:
+        sheet.centred(MERCHANT_QR_NOTE)
+    else:
+        _customer_foot(sheet, receipt)
+
+
+def _customer_foot(sheet: _Sheet, receipt: SaleReceipt) -> None:
+    """What only the customer's copy has below the QR: how to use it, thanks, the coupon."""
+    for line in CUSTOMER_QR_NOTE:
+        sheet.centred(line)
     sheet.centred("谢谢惠顾 Thank you")
     coupon = receipt.coupon
-    if coupon is not None:
-        sheet.blank()
-        sheet.centred(" 优惠券 COUPON ".center(sheet.columns - 8, "-"))
-        sheet.centred(coupon.title, Style.TITLE)
-        sheet.centred(coupon.code, Style.AMOUNT)
-        if coupon.valid_until is not None:
-            sheet.field("有效期至 Valid until", coupon.valid_until.isoformat())
-        if coupon.terms:
-            sheet.text(coupon.terms)
-        sheet.rule()
+    if coupon is None:
+        return
+    sheet.blank()
+    sheet.centred(" 优惠券 COUPON ".center(sheet.columns - 8, "-"))
+    sheet.centred(coupon.title, Style.TITLE)
+    sheet.centred(coupon.code, Style.AMOUNT)
+    if coupon.valid_until is not None:
+        sheet.field("有效期至 Valid until", coupon.valid_until.isoformat())
+    if coupon.terms:
+        sheet.text(coupon.terms)
+    sheet.rule()
 
 
 def _refund(sheet: _Sheet, receipt: RefundReceipt, copy: Copy | None) -> None:
-    _header(sheet, receipt, "退款 REFUND", copy)
-    _payment(sheet, receipt.method_label, receipt.masked_code)
+    _header(sheet, receipt, "退款 REFUND", _stub(copy, receipt.method))
+    _payment(sheet, receipt.method, receipt.masked_code)
     sheet.rule()
     sheet.money("原交易金额 Sale", receipt.sale_amount_fen)
     sheet.money("退款 Refund", receipt.refund_fen, Style.AMOUNT, sign="-")
@@ -138,12 +163,15 @@ def _refund(sheet: _Sheet, receipt: RefundReceipt, copy: Copy | None) -> None:
     sheet.rule()
     sheet.field("原商户单号 Order no.", receipt.out_trade_no)
     sheet.field("退款单号 Refund no.", receipt.out_refund_no)
-    sheet.field("退款流水 Refund id", receipt.refund_id or "处理中 processing")
+    if receipt.refund_id:
+        sheet.field("退款流水 Refund id", receipt.refund_id)
+    sheet.rule()
+    sheet.centred(REFUND_UNDER_WAY if receipt.in_progress else REFUND_DONE)
 
 
 def _void(sheet: _Sheet, receipt: VoidReceipt, copy: Copy | None) -> None:
-    _header(sheet, receipt, "撤销 VOID", copy)
-    _payment(sheet, receipt.method_label, receipt.masked_code)
+    _header(sheet, receipt, "撤销 VOID", _stub(copy, receipt.method))
+    _payment(sheet, receipt.method, receipt.masked_code)
     sheet.rule()
     sheet.money("撤销 Void", receipt.amount_fen, Style.AMOUNT, sign="-")
     sheet.rule()
@@ -153,13 +181,13 @@ def _void(sheet: _Sheet, receipt: VoidReceipt, copy: Copy | None) -> None:
 
 
 def _settlement(sheet: _Sheet, receipt: SettlementReceipt) -> None:
-    _header(sheet, receipt, "结算单 SETTLEMENT", None)
+    _header(sheet, receipt, "结算单 SETTLEMENT", "")
     sheet.field("批次 Batch", receipt.batch_no)
     sheet.field("起 From", receipt.period_start.strftime(TIME_FORMAT))
     sheet.field("止 To", receipt.time.strftime(TIME_FORMAT))
     for totals in receipt.methods:
         sheet.rule()
-        sheet.text(totals.method_label)
+        sheet.text(totals.method.label)
         sheet.money(f"消费 Sales  {totals.sale_count}笔", totals.sale_fen)
         sheet.money(f"退款 Refunds {totals.refund_count}笔", totals.refund_fen, sign="-")
     sheet.rule("=")

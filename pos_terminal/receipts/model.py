@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 
+from pos_terminal.receipts.methods import PaymentMethod
 from pos_terminal.receipts.text import ENCODINGS
 
 
 class Copy(Enum):
-    """Which stub a receipt copy is; the value is the line printed under the merchant name."""
+    """Which stub a receipt copy is; the customer's is worded by the payment method."""
 
-    MERCHANT = "商户存根 MERCHANT COPY"
-    CUSTOMER = "持卡人存根 CUSTOMER COPY"
+    MERCHANT = "merchant"
+    CUSTOMER = "customer"
 
 
 BOTH_COPIES = (Copy.MERCHANT, Copy.CUSTOMER)
@@ -61,9 +62,9 @@ class Coupon:
 class SaleReceipt(ReceiptHeader):
     """An approved sale. `amount_fen` is what the customer paid, after `discount_fen`."""
 
-    method_label: str
+    method: PaymentMethod
     amount_fen: int
-    out_trade_no: str  # also printed as a QR code: scanning it starts a refund
+    out_trade_no: str  # also printed as a QR code: the terminal scans it to refund or reprint
     transaction_id: str
     masked_code: str | None  # already masked by the caller: "1345********6789"
     discount_fen: int = 0
@@ -85,14 +86,15 @@ class SaleReceipt(ReceiptHeader):
 class RefundReceipt(ReceiptHeader):
     """Money returned for an earlier sale, in full or in part."""
 
-    method_label: str
+    method: PaymentMethod
     refund_fen: int
     sale_amount_fen: int
     out_trade_no: str  # the sale's order number
     out_refund_no: str
-    refund_id: str = ""  # the provider's id; empty while the refund is still processing
+    refund_id: str = ""  # the provider's id; the line is left out when it is not known
     masked_code: str | None = None
     reason: str = ""
+    in_progress: bool = False  # accepted, the money still on its way back (WeChat PROCESSING)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,7 +110,7 @@ class RefundReceipt(ReceiptHeader):
 class VoidReceipt(ReceiptHeader):
     """A sale cancelled before settlement: the whole amount goes back."""
 
-    method_label: str
+    method: PaymentMethod
     amount_fen: int
     out_trade_no: str
     transaction_id: str = ""
@@ -123,7 +125,7 @@ class VoidReceipt(ReceiptHeader):
 class MethodTotals:
     """One payment method's line on the settlement summary."""
 
-    method_label: str
+    method: PaymentMethod
     sale_count: int
     sale_fen: int
     refund_count: int = 0

@@ -10,7 +10,14 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from hw_mocks.escpos_decode import decode
-from pos_terminal.receipt import BOTH_COPIES, Copy, PrinterProfile, SaleReceipt, render_escpos
+from pos_terminal.receipt import (
+    BOTH_COPIES,
+    WECHAT_CODE,
+    Copy,
+    PrinterProfile,
+    SaleReceipt,
+    render_escpos,
+)
 
 BAUDS = (9600, 115200)
 BITS_PER_BYTE = 10  # start + 8 data + stop
@@ -22,7 +29,7 @@ STANDARD_SALE = SaleReceipt(
     terminal_id="T01",
     cashier="007",
     time=datetime(2024, 5, 1, 12, 34, 56, tzinfo=timezone(timedelta(hours=8))),
-    method_label="微信支付 WeChat Pay 付款码",
+    method=WECHAT_CODE,
     amount_fen=4500,
     discount_fen=500,
     out_trade_no="1217752501201407033233368018",  # 28 characters, WeChat's usual length
