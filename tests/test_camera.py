@@ -13,6 +13,7 @@ import pytest
 
 from drivers.camera import CameraConfig, CameraScanner
 from drivers.decoders import Decoded, Grey, build_decoder
+from drivers.repeats import RepeatFilter
 from hw_mocks.camera import (
     Distortion,
     MockCamera,
@@ -25,7 +26,6 @@ from hw_mocks.camera import (
 )
 from pos_terminal.errors import DeviceError
 from pos_terminal.ports import CodeRead, DeviceEvent
-from drivers.repeats import RepeatFilter
 
 pytestmark = pytest.mark.anyio
 

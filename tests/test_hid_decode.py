@@ -204,8 +204,7 @@ def test_the_hid_scanner_posts_each_code_once_within_the_repeat_window() -> None
 
 def test_the_hid_keypad_maps_numpad_keys_to_sale_keys_whatever_numlock_says() -> None:
     from drivers.hid_keypad import HidKeypad, HidKeypadConfig
-    from pos_terminal.ports import KeyPress
-    from pos_terminal.ports import Key
+    from pos_terminal.ports import Key, KeyPress
 
     keypad = HidKeypad(HidKeypadConfig(device="/dev/null"))
     posted: list[object] = []
