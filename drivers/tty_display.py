@@ -54,10 +54,11 @@ class TtyDisplayConfig:
 
 def frame(screen: Screen, columns: int, rows: int) -> list[str]:
     """The screen as at most `rows` lines of at most `columns` display columns: the title, the
-    amount, then its lines (a QR code cannot be drawn: its screen's text says what to do)."""
+    amount (with the full-width ￥, as on receipts), then its lines (a QR code cannot be drawn:
+    its screen's text says what to do)."""
     lines = [screen.title]
     if screen.amount_fen is not None:
-        lines.append(money.format_yuan(screen.amount_fen))
+        lines.append(money.format_receipt_yuan(screen.amount_fen))  # ￥: ¥ is not in GBK
     lines.extend(screen.lines)
     return [_fit(line, columns) for line in lines[:rows]]
 
