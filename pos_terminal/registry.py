@@ -146,12 +146,14 @@ class DevicesConfig:
 def _read_section(reader: NodeReader, kind: str, node: yaml.Node, path: str) -> DeviceSection:
     type_ = DEFAULT_TYPE
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if key_node.value == "type":
-                type_ = reader.scalar(str, value_node, f"{path}.type")
-                if type_ not in KINDS[kind].backends:
-                    message = _unknown(f"{kind} type", type_, KINDS[kind].backends)
-                    raise reader.error(value_node, f"{path}.type", message)
+        typed = [(k, v) for k, v in node.value if k.value == "type"]
+        if len(typed) > 1:
+            raise reader.error(typed[1][0], f"{path}.type", "key appears twice")
+        for _, value_node in typed:
+            type_ = reader.scalar(str, value_node, f"{path}.type")
+            if type_ not in KINDS[kind].backends:
+                message = _unknown(f"{kind} type", type_, KINDS[kind].backends)
+                raise reader.error(value_node, f"{path}.type", message)
     settings = reader.read(backend(kind, type_).config, node, path, skip=("type",))
     return DeviceSection(type_, settings)
 
