@@ -98,10 +98,15 @@ def test_the_raspberry_pi_config_sells_on_real_drivers_and_loads_no_mock(tmp_pat
             receipt = tmp_path / "lp0"
             wait_for(lambda: receipt.exists() and b"1.00" in receipt.read_bytes(), 20, "a receipt")
 
-            shown = b""
-            while select.select([display_leader], [], [], 0.2)[0]:
-                shown += os.read(display_leader, 4096)
-            assert shown.startswith(b"\x0c") and "￥1.00".encode("gb18030") in shown
+            shown = bytearray()
+
+            def displayed(text: str) -> bool:
+                while select.select([display_leader], [], [], 0.05)[0]:
+                    shown.extend(os.read(display_leader, 4096))
+                return text.encode("gb18030") in shown
+
+            wait_for(lambda: displayed("￥1.00"), 10, "the amount on the customer display")
+            assert shown.startswith(b"\x0c")  # each screen begins by clearing the display
 
             proc.send_signal(signal.SIGTERM)
             _, stderr = proc.communicate(timeout=30)
