@@ -155,7 +155,8 @@ class JournalConfig:
 @dataclass(frozen=True)
 class Config:
     merchant: MerchantConfig
-    # one section per device kind; its `type` picks the backend, whose keys the rest are
+    # one section per device kind: its `type` picks the backend, and the rest of the section are
+    # that backend's keys; a kind left out, or a section without `type`, is `mock`
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     wechat: WeChatConfig = WeChatConfig()
     notify: NotifyConfig = NotifyConfig()

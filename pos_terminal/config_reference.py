@@ -47,6 +47,7 @@ def _parts(
     """The parts of `cls` and then of every section it holds, depth first; `title` is the
     heading when it is more than the path."""
     if cls is registry.DevicesConfig:
+        yield f"`{path}`", _sentences(intro), [], ""
         yield from _device_parts(path)
         return
     hints = typing.get_type_hints(cls)
