@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.tty_display import TtyDisplay, TtyDisplayConfig, frame
 from pos_terminal.ports import Screen
@@ -38,6 +40,24 @@ def test_a_frame_is_title_amount_then_lines_cut_to_the_display() -> None:
     assert frame(screen, columns=20, rows=4) == four
     # a wide character that does not fit whole is left out, never split
     assert frame(Screen("ab请"), columns=3, rows=1) == ["ab"]
+
+
+@given(
+    title=st.text(max_size=40),
+    lines=st.lists(st.text(max_size=40), max_size=5),
+    columns=st.integers(8, 80),
+    rows=st.integers(1, 16),
+)
+def test_every_frame_line_is_a_prefix_that_fits(
+    title: str, lines: list[str], columns: int, rows: int
+) -> None:
+    wanted = [title, *lines][:rows]
+    shown = frame(Screen(title, lines=tuple(lines)), columns, rows)
+    assert len(shown) == len(wanted)
+    for line, source in zip(shown, wanted, strict=True):
+        assert source.startswith(line) and len(line) <= columns
+        if source.isascii() and len(source) <= columns:
+            assert line == source  # plain text that fits is shown whole
 
 
 async def test_each_screen_reaches_a_pty_as_clear_then_lines(tmp_path: Path) -> None:
