@@ -1,5 +1,5 @@
 """Camera code scanner: OpenCV capture in a worker thread, decoding of grey downscaled frames in
-another, each payment code delivered once as a CodeScanned event.
+another, each payment code delivered once as a CodeRead event.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from drivers.repeats import RepeatFilter
 from pos_terminal.config_fields import bounds
-from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
-from pos_terminal.machine import CodeScanned
-from pos_terminal.payments.codes import RepeatFilter
-from pos_terminal.ports import Notice
+from pos_terminal.ports import Backend, CodeRead, DeviceSink, Notice
 from pos_terminal.supervision import Restart, worker_thread
 
 if TYPE_CHECKING:  # numpy and the decoders (OpenCV) load when a camera opens, not with config
@@ -33,7 +31,7 @@ RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # a capture or decode
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """`devices.scanner` when `type: camera`."""
+    """`devices.scanner` with `type: camera`: OpenCV capture, decoded on a worker thread."""
 
     device: str = "/dev/video0"  # a path, or an index such as "0"
     width: int = field(default=640, metadata=bounds(min=160, max=3840))
@@ -127,7 +125,7 @@ class CameraScanner:
         self._threads: list[threading.Thread] = []
         self.stats = CameraStats()
 
-    async def open(self, post: Post, notice: Notice | None = None) -> None:
+    async def open(self, post: DeviceSink, notice: Notice | None = None) -> None:
         """Raises DeviceError (camera missing, pyzbar without libzbar)."""
         from drivers.decoders import build_decoder
 
@@ -198,12 +196,12 @@ class CameraScanner:
             log.info("camera reopened")
             return
 
-    def _decode_loop(self, decoder: CodeDecoder, post: Post) -> None:
+    def _decode_loop(self, decoder: CodeDecoder, post: DeviceSink) -> None:
         while True:
             with self._ready:
                 while self._latest is None and not self._stop.is_set():
                     self._ready.wait()
-                if self._stop.is_set():
+                if self._stop.is_set() or self._latest is None:
                     return
                 image, self._latest, self._busy = self._latest, None, True
             try:
@@ -212,7 +210,7 @@ class CameraScanner:
                 with self._ready:
                     self._busy = False
 
-    def _handle(self, decoder: CodeDecoder, image: npt.NDArray[Any], post: Post) -> None:
+    def _handle(self, decoder: CodeDecoder, image: npt.NDArray[Any], post: DeviceSink) -> None:
         import numpy as np
 
         from drivers.decoders import to_grey
@@ -228,4 +226,7 @@ class CameraScanner:
         for code in dict.fromkeys(d.text.strip() for d in found):
             if code and self._repeats.accept(code, self._clock()):
                 self.stats.delivered += 1
-                post(CodeScanned(code))
+                post(CodeRead(code))
+
+
+BACKEND = Backend(config=CameraConfig, factory=CameraScanner)

@@ -1,4 +1,4 @@
-"""Cashier keypad over evdev (a USB numeric keypad): key presses become KeyPressed events."""
+"""Cashier keypad over evdev (a USB numeric keypad): key presses become KeyPress events."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from drivers.hid_decode import Char, KeyState, Named, RawEvent, Token, translate
 from drivers.hid_scanner import EvdevReader
 from pos_terminal.config_fields import bounds
-from pos_terminal.devices import Post
-from pos_terminal.machine import KeyPressed
-from pos_terminal.ports import Key, Notice
+from pos_terminal.ports import Backend, DeviceSink, Key, KeyPress, Notice
 
 # What each decoded key means to the sale. NumLock off turns KP keys into navigation names;
 # `ignore_numlock` keeps digits digits whatever the lock says (cashiers cannot see its LED).
@@ -27,7 +25,7 @@ _NAV_DIGITS = {"insert": "0", "end": "1", "down": "2", "pagedown": "3", "left": 
 
 @dataclass(frozen=True)
 class HidKeypadConfig:
-    """`devices.keypad` when `type: hid`."""
+    """`devices.keypad` with `type: hid`: a USB numeric keypad read with evdev (grabbed)."""
 
     device: str = field(metadata=bounds(min_len=1))  # /dev/input/by-id/usb-...-event-kbd
     ignore_numlock: bool = True
@@ -35,7 +33,7 @@ class HidKeypadConfig:
 
 
 def key_for(token: Token, ignore_numlock: bool) -> str | None:
-    """The machine key a decoded token stands for, or None."""
+    """The sale key a decoded token stands for, or None."""
     if ignore_numlock and isinstance(token, Named) and token.name in _NAV_DIGITS:
         return _NAV_DIGITS[token.name]
     return DEFAULT_KEYS.get(token)
@@ -47,22 +45,25 @@ class HidKeypad:
     def __init__(self, config: HidKeypadConfig) -> None:
         self._config = config
         self._keys = KeyState()
-        self._post: Post | None = None
+        self._sink: DeviceSink | None = None
         self._reader = EvdevReader(config.device, config.reconnect_s, self.feed)
 
-    async def open(self, post: Post, notice: Notice | None = None) -> None:
-        self._post = post
+    async def open(self, sink: DeviceSink, notice: Notice | None = None) -> None:
+        self._sink = sink
         await self._reader.start(notice)
 
     async def close(self) -> None:
         await self._reader.stop()
-        self._post = None
+        self._sink = None
 
     def feed(self, event: RawEvent) -> None:
         """One evdev event (public so tests can drive the driver without a device)."""
         self._keys, token = translate(self._keys, event)
-        if token is None or self._post is None:
+        if token is None or self._sink is None:
             return
         key = key_for(token, self._config.ignore_numlock)
         if key is not None:
-            self._post(KeyPressed(key))
+            self._sink(KeyPress(key))
+
+
+BACKEND = Backend(config=HidKeypadConfig, factory=HidKeypad)

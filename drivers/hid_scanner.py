@@ -16,12 +16,10 @@ from types import ModuleType
 from typing import Any
 
 from drivers.hid_decode import LineState, RawEvent, feed_line
+from drivers.repeats import RepeatFilter
 from pos_terminal.config_fields import bounds
-from pos_terminal.devices import Post
 from pos_terminal.errors import DeviceError
-from pos_terminal.machine import CodeScanned
-from pos_terminal.payments.codes import RepeatFilter
-from pos_terminal.ports import Notice
+from pos_terminal.ports import Backend, CodeRead, DeviceSink, Notice
 from pos_terminal.supervision import Restart, supervise_task
 
 log = logging.getLogger(__name__)
@@ -31,7 +29,7 @@ RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # the reading task ra
 
 @dataclass(frozen=True)
 class HidScannerConfig:
-    """`devices.scanner` when `type: hid`."""
+    """`devices.scanner` with `type: hid`: a USB scanner that types, read with evdev."""
 
     device: str = field(metadata=bounds(min_len=1))  # /dev/input/by-id/usb-...-event-kbd
     inter_key_timeout_s: float = field(default=0.05, metadata=bounds(min=0.005, max=1.0))
@@ -133,7 +131,7 @@ class EvdevReader:
 
 
 class HidScanner:
-    """InputDevice: Enter-terminated bursts become CodeScanned (after the repeat window)."""
+    """InputDevice: Enter-terminated bursts become CodeRead (after the repeat window)."""
 
     def __init__(
         self, config: HidScannerConfig, *, clock: Callable[[], float] = time.monotonic
@@ -142,22 +140,25 @@ class HidScanner:
         self._clock = clock
         self._state = LineState()
         self._repeats = RepeatFilter(config.repeat_window_s)
-        self._post: Post | None = None
+        self._sink: DeviceSink | None = None
         self._reader = EvdevReader(config.device, config.reconnect_s, self.feed)
 
-    async def open(self, post: Post, notice: Notice | None = None) -> None:
-        self._post = post
+    async def open(self, sink: DeviceSink, notice: Notice | None = None) -> None:
+        self._sink = sink
         await self._reader.start(notice)
 
     async def close(self) -> None:
         await self._reader.stop()
-        self._post = None
+        self._sink = None
 
     def feed(self, event: RawEvent) -> None:
         """One evdev event (public so tests can drive the driver without a device)."""
         self._state, line = feed_line(self._state, event, self._config.inter_key_timeout_s)
-        if line is None or self._post is None:
+        if line is None or self._sink is None:
             return
         code = line.strip()
         if code and self._repeats.accept(code, self._clock()):
-            self._post(CodeScanned(code))
+            self._sink(CodeRead(code))
+
+
+BACKEND = Backend(config=HidScannerConfig, factory=HidScanner)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pos_terminal.config_fields import bounds
 from pos_terminal.errors import DeviceError
-from pos_terminal.ports import Notice, PaperStatus
+from pos_terminal.ports import Backend, Notice, PaperStatus, PrinterSettings
 from pos_terminal.supervision import Restart, supervise_task
 
 if TYPE_CHECKING:
@@ -46,8 +46,9 @@ def parse_paper_status(reply: bytes) -> PaperStatus:
 
 
 @dataclass(frozen=True)
-class EscposPrinterConfig:
-    """How to reach the printer; only the fields of the chosen `connection` are used."""
+class EscposPrinterConfig(PrinterSettings):
+    """`devices.printer` with `type: escpos`: the paper, then how to reach the printer (only the
+    fields of the chosen `connection` are used)."""
 
     connection: Literal["usb", "serial", "network", "file"] = "usb"
     # usb: ids and endpoints as `lsusb -v` shows them; the defaults are a common POS-5890 board
@@ -271,7 +272,8 @@ class EscposPrinter:
 def _escpos_error() -> type[Exception]:
     from escpos.exceptions import Error
 
-    return Error
+    error: type[Exception] = Error
+    return error
 
 
 def _first_line(exc: BaseException) -> str:
@@ -280,14 +282,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _open(device: Escpos, config: EscposPrinterConfig) -> None:
-    device.open()  # type: ignore[attr-defined]
+    device.open()
     if config.connection == "serial":
         device.device.write_timeout = config.timeout_s  # a stalled handshake must not hang
 
 
 def _close_quietly(device: Escpos) -> None:
     try:
-        device.close()  # type: ignore[attr-defined]
+        device.close()
     except (OSError, _escpos_error()) as exc:
         log.debug("closing the printer link: %s", exc)
 
@@ -365,3 +367,6 @@ def _query_usb(usb_device: object, config: EscposPrinterConfig, command: bytes) 
         return bytes(usb_device.read(in_ep, 16, wait_ms))
     except usb.core.USBTimeoutError:
         return b""
+
+
+BACKEND = Backend(config=EscposPrinterConfig, factory=EscposPrinter)

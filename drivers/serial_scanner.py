@@ -1,4 +1,4 @@
-"""Serial code scanner (pyserial): lines ended by a configured suffix become CodeScanned events;
+"""Serial code scanner (pyserial): lines ended by a configured suffix become CodeRead events;
 the port is reopened after the scanner is unplugged.
 """
 
@@ -12,11 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from drivers.repeats import RepeatFilter
 from pos_terminal.config_fields import bounds
-from pos_terminal.devices import Post
-from pos_terminal.machine import CodeScanned
-from pos_terminal.payments.codes import RepeatFilter
-from pos_terminal.ports import Notice
+from pos_terminal.ports import Backend, CodeRead, DeviceSink, Notice
 from pos_terminal.supervision import Restart, worker_thread
 
 log = logging.getLogger(__name__)
@@ -28,7 +26,7 @@ RESTART = Restart(first_s=0.5, max_s=30.0, healthy_s=2.0)  # the worker thread r
 
 @dataclass(frozen=True)
 class SerialScannerConfig:
-    """`devices.scanner` when `type: serial`."""
+    """`devices.scanner` with `type: serial`: a scanner on a serial port (pyserial)."""
 
     port: str = "/dev/ttyACM0"  # a device path, or a pyserial URL such as loop://
     baud: int = field(default=9600, metadata=bounds(min=1200, max=921600))
@@ -76,11 +74,11 @@ class SerialScanner:
         self.connected = threading.Event()
         self.connects = 0
 
-    async def open(self, post: Post, notice: Notice | None = None) -> None:
+    async def open(self, sink: DeviceSink, notice: Notice | None = None) -> None:
         self._stop.clear()
         self._thread = worker_thread(
             "serial scanner",
-            functools.partial(self._run, post),
+            functools.partial(self._run, sink),
             stop=self._stop,
             notice=notice,
             restart=RESTART,
@@ -93,7 +91,7 @@ class SerialScanner:
             self._thread.join(timeout=2.0)
             self._thread = None
 
-    def _run(self, post: Post) -> None:
+    def _run(self, sink: DeviceSink) -> None:
         import serial
 
         splitter = LineSplitter(SUFFIXES[self._config.suffix], self._config.partial_timeout_s)
@@ -120,7 +118,7 @@ class SerialScanner:
             self.connected.set()
             log.info("serial scanner connected on %s", self._config.port)
             try:
-                self._read(port, splitter, repeats, post)
+                self._read(port, splitter, repeats, sink)
             except (serial.SerialException, OSError) as exc:
                 log.warning("serial scanner %s lost: %s", self._config.port, exc)
             finally:
@@ -128,7 +126,9 @@ class SerialScanner:
                 splitter.reset()
                 port.close()
 
-    def _read(self, port: Any, splitter: LineSplitter, repeats: RepeatFilter, post: Post) -> None:
+    def _read(
+        self, port: Any, splitter: LineSplitter, repeats: RepeatFilter, sink: DeviceSink
+    ) -> None:
         while not self._stop.is_set():
             data = port.read(max(1, port.in_waiting or 1))
             if not data:
@@ -136,4 +136,7 @@ class SerialScanner:
             now = self._clock()
             for code in splitter.feed(data, now):
                 if repeats.accept(code, now):
-                    post(CodeScanned(code))
+                    sink(CodeRead(code))
+
+
+BACKEND = Backend(config=SerialScannerConfig, factory=SerialScanner)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from pos_terminal.ports import Screen
+from pos_terminal.ports import Backend, NoSettings, Notice, Screen
 
 HISTORY = 200  # screens kept for tests to look back on; a long headless run must not grow
 
@@ -13,7 +13,8 @@ class MockDisplay:
     def __init__(self) -> None:
         self.history: deque[Screen] = deque(maxlen=HISTORY)
 
-    async def open(self) -> None:
+    async def open(self, notice: Notice | None = None) -> None:
+        """Nothing runs in the background, so there is nothing for `notice` to hear."""
         self.history.clear()
 
     async def close(self) -> None:
@@ -25,3 +26,6 @@ class MockDisplay:
     @property
     def current(self) -> Screen | None:
         return self.history[-1] if self.history else None
+
+
+BACKEND = Backend(config=NoSettings, factory=lambda _: MockDisplay())

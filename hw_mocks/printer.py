@@ -9,13 +9,14 @@ import asyncio
 import codecs
 import re
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from hw_mocks.escpos_decode import DecodedReceipt, decode, render_text
 from hw_mocks.receipt_png import ReceiptPainter
 from pos_terminal.errors import DeviceError
-from pos_terminal.ports import Notice, PaperStatus
+from pos_terminal.ports import Backend, Notice, PaperStatus, PrinterSettings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 120
@@ -29,8 +30,16 @@ def job_file_stem(name: str) -> str:
     return stem or "job"
 
 
+@dataclass(frozen=True)
+class MockPrinterConfig(PrinterSettings):
+    """`devices.printer` with `type: mock`: the paper, and where the receipts land."""
+
+    out_dir: str = "var/receipts"  # each receipt lands here as .bin, .txt and .png
+    png: bool = True  # also draw each receipt as a picture
+
+
 class MockPrinter:
-    """Implements devices.ReceiptPrinter by writing files; `last`, `jobs` and `names` (the latest
+    """Implements ports.ReceiptPrinter by writing files; `last`, `jobs` and `names` (the latest
     jobs' names, oldest first) serve tests.
 
     `paper` is what the paper sensor reports; with `PaperStatus.OUT` or `online = False` a job
@@ -113,3 +122,15 @@ class MockPrinter:
         (self.out_dir / f"{stem}.txt").write_text(render_text(decoded), encoding="utf-8")
         if self._painter is not None:
             self._painter.save(decoded, self.out_dir / f"{stem}.png")
+
+
+def _from_config(config: MockPrinterConfig) -> MockPrinter:
+    return MockPrinter(
+        Path(config.out_dir),
+        encoding=config.encoding,
+        dots_per_line=config.dots_per_line,
+        png=config.png,
+    )
+
+
+BACKEND = Backend(config=MockPrinterConfig, factory=_from_config)

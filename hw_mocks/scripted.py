@@ -33,13 +33,15 @@ class Harness:
 
     @property
     def keypad(self) -> MockKeypad:
-        assert isinstance(self.terminal.devices.keypad, MockKeypad)
-        return self.terminal.devices.keypad
+        device = self.terminal.devices.inputs["keypad"]
+        assert isinstance(device, MockKeypad)
+        return device
 
     @property
     def scanner(self) -> MockScanner:
-        assert isinstance(self.terminal.devices.scanner, MockScanner)
-        return self.terminal.devices.scanner
+        device = self.terminal.devices.inputs["scanner"]
+        assert isinstance(device, MockScanner)
+        return device
 
     @property
     def display(self) -> MockDisplay:

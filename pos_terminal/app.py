@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
+from typing import Protocol
 
-from hw_mocks.wechat_sandbox import WeChatSandbox
+from pos_terminal import registry
 from pos_terminal.business_day import BusinessDay
 from pos_terminal.clock import Clock, SystemClock
 from pos_terminal.config import Config
@@ -25,13 +26,27 @@ from pos_terminal.payments.wechat_settle import Settler
 from pos_terminal.runtime import Runtime
 
 
+class LocalSandbox(Protocol):
+    """The in-process WeChat Pay sandbox of a laptop run, as the terminal uses it."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def merchant_json(self) -> Path: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Terminal:
     config: Config
     runtime: Runtime
     devices: Devices
     journal: Journal
-    sandbox: WeChatSandbox | None
+    sandbox: LocalSandbox | None  # with `wechat.sandbox.enabled`, loaded through the registry
     notify: NotifyServer | None  # the notification receiver, when `notify.listen` is set
 
 
@@ -54,15 +69,11 @@ async def open_terminal(config: Config, *, clock: Clock | None = None) -> AsyncI
 @contextlib.asynccontextmanager
 async def _open_terminal(config: Config, clock: Clock | None) -> AsyncIterator[Terminal]:
     clock = clock or SystemClock(config.merchant.timezone)
-    sandbox: WeChatSandbox | None = None
+    sandbox: LocalSandbox | None = None
     wechat = config.wechat
     if wechat.sandbox.enabled:
-        sandbox = WeChatSandbox(
-            Path(wechat.sandbox.state_dir),
-            clock=clock.timestamp,
-            userpaying_s=wechat.sandbox.userpaying_s,
-            persist=wechat.sandbox.persist,
-        )
+        laptop = registry.wechat_sandbox()
+        sandbox = laptop.factory(laptop.config(wechat.sandbox, clock.timestamp))
         await asyncio.to_thread(sandbox.start)
         credentials = load_merchant_json(sandbox.merchant_json)
         hosts: tuple[str, ...] = (sandbox.base_url,)

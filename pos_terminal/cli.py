@@ -250,11 +250,7 @@ def _notify_server(config: Config, host: str | None, port: int | None) -> int:
 
 async def run_terminal(config: Config, *, interactive: bool) -> int:
     """Run until SIGINT/SIGTERM; an in-flight payment is left to recovery at the next start."""
-    from hw_mocks.customer import MockCustomer
-    from hw_mocks.keypad import MockKeypad
-    from hw_mocks.scanner import MockScanner
     from pos_terminal.app import open_terminal
-    from pos_terminal.console import Console
 
     if interactive:
         _log_to_file(Path(config.journal.path).parent / "pos-terminal.log")
@@ -271,7 +267,12 @@ async def run_terminal(config: Config, *, interactive: bool) -> int:
             await runner
             ready.cancel()
             return 0
-        keypad, scanner = terminal.devices.keypad, terminal.devices.scanner
+        from hw_mocks.customer import MockCustomer  # the laptop console's wiring only
+        from hw_mocks.keypad import MockKeypad
+        from hw_mocks.scanner import MockScanner
+        from pos_terminal.console import Console
+
+        keypad, scanner = terminal.devices.inputs["keypad"], terminal.devices.inputs["scanner"]
         if (
             terminal.sandbox is None
             or not isinstance(keypad, MockKeypad)

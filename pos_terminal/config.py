@@ -8,22 +8,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 import yaml
 
-from drivers.camera import CameraConfig
-from drivers.hid_keypad import HidKeypadConfig
-from drivers.hid_scanner import HidScannerConfig
-from drivers.printer_escpos import EscposPrinterConfig
-from drivers.serial_scanner import SerialScannerConfig
 from pos_terminal.clock import zone
 from pos_terminal.config_fields import bounds
 from pos_terminal.config_schema import NodeReader
 from pos_terminal.errors import ConfigError
 from pos_terminal.payments.codes import CodeRules, CodeRulesConfig
 from pos_terminal.payments.numbers import TERMINAL_ID_CHARS, TERMINAL_ID_MAX
+from pos_terminal.registry import DevicesConfig
 
 
 def _terminal_id(value: str) -> None:
@@ -62,48 +57,6 @@ class MerchantConfig:
     )
     # payments before this hour count on the previous business day (a bar closing at 02:00: 2)
     business_day_cutoff_hour: int = field(default=0, metadata=bounds(min=0, max=23))
-
-
-@dataclass(frozen=True)
-class KeypadConfig:
-    type: Literal["mock", "hid"] = "mock"  # mock: keys from the laptop console or a script
-    hid: HidKeypadConfig | None = None  # required with type: hid
-
-
-@dataclass(frozen=True)
-class ScannerConfig:
-    type: Literal["mock", "camera", "hid", "serial"] = "mock"  # the section of that name is used
-    camera: CameraConfig = field(default_factory=CameraConfig)
-    serial: SerialScannerConfig = field(default_factory=SerialScannerConfig)
-    hid: HidScannerConfig | None = None  # required with type: hid
-
-
-@dataclass(frozen=True)
-class DisplayConfig:
-    type: Literal["mock"] = "mock"
-
-
-@dataclass(frozen=True)
-class PrinterConfig:
-    type: Literal["mock", "escpos"] = "mock"
-    escpos: EscposPrinterConfig = field(default_factory=EscposPrinterConfig)  # a real printer
-    out_dir: str = "var/receipts"  # mock: where each receipt lands as .bin, .txt and .png
-    png: bool = True  # mock: also draw each receipt as a picture
-    # while receipts wait for a printer that failed, look at it this often
-    check_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=600.0))
-    columns: int = field(default=32, metadata=bounds(min=24, max=64))  # font A: 57 mm paper 32
-    dots_per_line: int = field(default=384, metadata=bounds(min=256, max=832))  # 57 mm: 384
-    native_qr: bool = False  # the printer draws QR codes itself (GS ( k); else they are raster
-    cutter: bool = False
-    encoding: Literal["gb18030", "gbk"] = "gb18030"
-
-
-@dataclass(frozen=True)
-class DevicesConfig:
-    keypad: KeypadConfig = KeypadConfig()
-    scanner: ScannerConfig = ScannerConfig()
-    display: DisplayConfig = DisplayConfig()
-    printer: PrinterConfig = PrinterConfig()
 
 
 @dataclass(frozen=True)
@@ -202,7 +155,9 @@ class JournalConfig:
 @dataclass(frozen=True)
 class Config:
     merchant: MerchantConfig
-    devices: DevicesConfig = DevicesConfig()
+    # one section per device kind: its `type` picks the backend, and the rest of the section are
+    # that backend's keys; a kind left out, or a section without `type`, is `mock`
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
     wechat: WeChatConfig = WeChatConfig()
     notify: NotifyConfig = NotifyConfig()
     payment: PaymentConfig = PaymentConfig()
@@ -250,11 +205,6 @@ def parse_config(text: str, name: str = "<config>") -> Config:
             check()
         except ValueError as exc:
             raise reader.error(node, key, str(exc)) from exc
-    devices = config.devices
-    if devices.keypad.type == "hid" and devices.keypad.hid is None:
-        raise reader.error(node, "devices.keypad.hid", "required with type: hid (its device path)")
-    if devices.scanner.type == "hid" and devices.scanner.hid is None:
-        raise reader.error(node, "devices.scanner.hid", "required with type: hid (its device path)")
     rules = code_rules(config, reader, node)
     for provider in rules.enabled:
         if provider != "wechat":

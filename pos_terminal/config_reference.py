@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from pos_terminal import registry
 from pos_terminal.config import Config
 
 HEADER = """\
@@ -37,11 +38,18 @@ def reference() -> str:
     return HEADER + "".join(_section(*part) for part in _parts(Config, "", ""))
 
 
-Part = tuple[str, str, list[str], str]  # path, text above the table, its rows, text below
+Part = tuple[str, str, list[str], str]  # heading, text above the table, its rows, text below
 
 
-def _parts(cls: type[Any], path: str, intro: str, outro: str = "") -> Iterator[Part]:
-    """The parts of `cls` and then of every section it holds, depth first."""
+def _parts(
+    cls: type[Any], path: str, intro: str, outro: str = "", *, title: str = ""
+) -> Iterator[Part]:
+    """The parts of `cls` and then of every section it holds, depth first; `title` is the
+    heading when it is more than the path."""
+    if cls is registry.DevicesConfig:
+        yield f"`{path}`", _sentences(intro), [], ""
+        yield from _device_parts(path)
+        return
     hints = typing.get_type_hints(cls)
     comments = _comments(cls)
     rows: list[str] = []
@@ -61,19 +69,36 @@ def _parts(cls: type[Any], path: str, intro: str, outro: str = "") -> Iterator[P
             default = "(below)"
         cells = (f"`{spec.name}`", _type(hint), _allowed(hint, dict(spec.metadata)), default, note)
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    if rows:
-        yield path, _sentences(intro, _docstring(cls)), rows, outro
+    if rows or title:
+        yield title or f"`{path}`", _sentences(intro, _docstring(cls)), rows, outro
     for section, key, note, listed in below:
         yield from _parts(section, key, note, listed)
 
 
-def _section(path: str, intro: str, rows: list[str], outro: str) -> str:
+def _device_parts(path: str) -> Iterator[Part]:
+    """Each device kind: its `type`, then every backend's keys (the backend module's config)."""
+    for kind, spec in registry.KINDS.items():
+        key, types = f"{path}.{kind}", sorted(spec.backends)
+        choices = ", ".join(f"`{name}`" for name in types)
+        note = "the backend; the other keys of the section are that backend's, below"
+        row = f"| `type` | choice | {choices} | `{registry.DEFAULT_TYPE}` | {note} |"
+        yield f"`{key}`", "", [row], ""
+        for name in types:
+            config = registry.backend(kind, name).config
+            title = f"`{key}` with `type: {name}`"
+            if dataclasses.fields(config):
+                yield from _parts(config, key, "", title=title)
+            else:
+                yield title, "No other keys.", [], ""
+
+
+def _section(title: str, intro: str, rows: list[str], outro: str) -> str:
+    table = "| key | type | allowed | default | description |\n|---|---|---|---|---|\n"
     return "".join(
         (
-            f"\n## `{path}`\n\n",
-            f"{intro}\n\n" if intro else "",
-            "| key | type | allowed | default | description |\n|---|---|---|---|---|\n",
-            "\n".join(rows) + "\n",
+            f"\n## {title}\n",
+            f"\n{intro}\n" if intro else "",
+            "\n" + table + "\n".join(rows) + "\n" if rows else "",
             f"\n{outro}" if outro else "",
         )
     )
@@ -163,7 +188,16 @@ def _sentences(*texts: str) -> str:
 
 
 def _comments(cls: type[Any]) -> dict[str, str]:
-    """Each field's comment: the lines right above it, then the one on its own lines."""
+    """Each field's comment: the lines right above it, then the one on its own lines; a field a
+    base class declares has the comment it has there."""
+    notes: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(base):
+            notes.update(_own_comments(base))
+    return notes
+
+
+def _own_comments(cls: type[Any]) -> dict[str, str]:
     source = textwrap.dedent(inspect.getsource(cls))
     found: dict[int, str] = {}
     for token in tokenize.generate_tokens(io.StringIO(source).readline):

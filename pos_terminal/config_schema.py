@@ -29,8 +29,11 @@ class NodeReader:
         line = node.start_mark.line + 1 if node is not None else None
         return ConfigError(message, file=self.file, line=line, key=key)
 
-    def read(self, cls: type[Any], node: yaml.Node, path: str) -> Any:
-        if not (isinstance(node, yaml.MappingNode) or _is_null(node)):
+    def read(
+        self, cls: type[Any], node: yaml.Node, path: str, *, skip: tuple[str, ...] = ()
+    ) -> Any:
+        """An instance of dataclass `cls` from a mapping; keys in `skip` were read already."""
+        if not (isinstance(node, yaml.MappingNode) or is_null(node)):
             raise self.error(node, path or "(top level)", "expected a mapping of keys")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -40,10 +43,13 @@ class NodeReader:
         for key_node, value_node in pairs:
             key = key_node.value
             key_path = f"{path}.{key}" if path else str(key)
+            if key in skip:
+                continue
             if key not in fields:
-                hint = difflib.get_close_matches(str(key), fields, n=1)
+                names = [*fields, *skip]
+                hint = difflib.get_close_matches(str(key), names, n=1)
                 suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
-                valid = ", ".join(sorted(fields))
+                valid = ", ".join(sorted(names))
                 raise self.error(key_node, key_path, f"unknown key{suffix}; valid keys: {valid}")
             if key in seen:
                 raise self.error(key_node, key_path, "key appears twice")
@@ -67,9 +73,12 @@ class NodeReader:
         origin = typing.get_origin(hint)
         if origin in (types.UnionType, typing.Union):
             options = [a for a in typing.get_args(hint) if a is not type(None)]
-            if _is_null(node):
+            if is_null(node):
                 return None
             return self.value(options[0], node, path, meta)
+        read_node = getattr(hint, "read_node", None)
+        if read_node is not None:
+            return read_node(self, node, path)
         if dataclasses.is_dataclass(hint):
             return self.read(typing.cast(type[Any], hint), node, path)
         if origin is Literal:
@@ -81,7 +90,7 @@ class NodeReader:
             return raw
         if origin is tuple:
             (item_hint, _) = typing.get_args(hint)
-            if not (isinstance(node, yaml.SequenceNode) or _is_null(node)):
+            if not (isinstance(node, yaml.SequenceNode) or is_null(node)):
                 raise self.error(node, path, "expected a list")
             nodes = node.value if isinstance(node, yaml.SequenceNode) else []
             items = tuple(
@@ -144,7 +153,7 @@ class NodeReader:
         raise TypeError(f"unsupported config type {hint!r} at {path}")
 
 
-def _is_null(node: yaml.Node) -> bool:
+def is_null(node: yaml.Node) -> bool:
     """`key:` with nothing after it (also `~` and `null`)."""
     return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
 

@@ -27,15 +27,12 @@ def check_demo_config(config: Config, file: str) -> None:
     Raises:
         ConfigError: the configuration asks for real WeChat Pay or a real device.
     """
-    devices = config.devices
-    kinds = {
-        "keypad": devices.keypad.type,
-        "scanner": devices.scanner.type,
-        "display": devices.display.type,
-        "printer": devices.printer.type,
-    }
     refused = ["wechat.sandbox.enabled: false"] if not config.wechat.sandbox.enabled else []
-    refused += [f"devices.{kind}.type: {name}" for kind, name in kinds.items() if name != "mock"]
+    refused += [
+        f"devices.{kind}.type: {section.type}"
+        for kind, section in config.devices.sections.items()
+        if section.type != "mock"
+    ]
     if refused:
         raise ConfigError(
             "the demo plays its sales on the mock devices against the WeChat Pay sandbox, but "
@@ -53,10 +50,7 @@ def demo_config(config: Config, work_dir: Path) -> Config:
         config,
         journal=dataclasses.replace(config.journal, path=str(work_dir / "journal.sqlite")),
         wechat=dataclasses.replace(wechat, sandbox=sandbox),
-        devices=dataclasses.replace(
-            config.devices,
-            printer=dataclasses.replace(config.devices.printer, out_dir=str(work_dir / "receipts")),
-        ),
+        devices=config.devices.replace("printer", out_dir=str(work_dir / "receipts")),
     )
 
 
@@ -104,7 +98,7 @@ class DemoScript:
             and row.printed
             and remote == "SUCCESS"
         )
-        receipt = Path(self.h.terminal.config.devices.printer.out_dir) / f"{sale.out_trade_no}.txt"
+        receipt = self.h.printer.out_dir / f"{sale.out_trade_no}.txt"
         return (
             f"{'ok' if ok else 'FAIL'} approved {money.format_yuan(sale.amount_fen)}, journal "
             f"{row.state if row else 'missing'}, WeChat {remote}, receipt {receipt}"

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 
 from pos_terminal.config import Config
-from pos_terminal.devices import ReceiptPrinter
 from pos_terminal.errors import DeviceError
 from pos_terminal.journal import JournalWorker, PaymentRow, RowState
 from pos_terminal.journal_refunds import RefundRow, RefundState
 from pos_terminal.machine import Event, PrintDone, PrinterChanged
-from pos_terminal.ports import PaperStatus
+from pos_terminal.ports import PaperStatus, ReceiptPrinter
 from pos_terminal.receipt import (
     Copy,
     PrinterProfile,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, assert_never
 
 from pos_terminal import machine as m
 from pos_terminal.clock import Clock
@@ -23,7 +23,7 @@ from pos_terminal.journal import Journal, JournalWorker
 from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.payments.wechat_flow import WeChatPayments
 from pos_terminal.payments.wechat_refund import RefundInDoubt, WeChatRefunds
-from pos_terminal.ports import Screen
+from pos_terminal.ports import CodeRead, DeviceEvent, KeyPress, Screen
 from pos_terminal.printing import ReceiptDesk
 from pos_terminal.recovery import recover
 from pos_terminal.supervision import Restart, supervise_task
@@ -38,6 +38,17 @@ class View:
     state: m.State
     screen: Screen
     receipt_lines: tuple[str, ...]
+
+
+def machine_event(event: DeviceEvent) -> m.Event:
+    """What a device event means to the machine: the one place devices meet the machine."""
+    match event:
+        case KeyPress(key):
+            return m.KeyPressed(key)
+        case CodeRead(code):
+            return m.CodeScanned(code)
+        case _:
+            assert_never(event)
 
 
 @dataclass
@@ -86,6 +97,10 @@ class Runtime:
             raise RuntimeError("the runtime is not running")
         loop.call_soon_threadsafe(self._events.put_nowait, event)
 
+    def from_device(self, event: DeviceEvent) -> None:
+        """An input device's event, for the machine. Safe from any thread."""
+        self.post(machine_event(event))
+
     def notice(self, device: str, message: str) -> None:
         """A device's (or background task's) trouble for the screen, "" once it is fine again.
         Safe from any thread; dropped once the runtime has stopped (a worker outliving close)."""
@@ -110,10 +125,10 @@ class Runtime:
         """Open devices, resolve the journal, then run the sale loop until `stop()`."""
         self._loop = asyncio.get_running_loop()
         d = self.devices
-        await d.display.open()
+        await d.display.open(self.notice)
         await d.printer.open(self.notice)
-        await d.keypad.open(self.post, self.notice)
-        await d.scanner.open(self.post, self.notice)
+        for device in d.inputs.values():
+            await device.open(self.from_device, self.notice)
         self._apply(m.Show(self.screen))
         try:
             self._spawn(self._recover())
@@ -289,7 +304,8 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         d = self.devices
-        for closer in (d.scanner.close, d.keypad.close, d.printer.close, d.display.close):
+        closers = [i.close for i in list(d.inputs.values())[::-1]]
+        for closer in (*closers, d.printer.close, d.display.close):
             try:
                 await closer()
             except (PosError, OSError):

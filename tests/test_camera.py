@@ -13,6 +13,7 @@ import pytest
 
 from drivers.camera import CameraConfig, CameraScanner
 from drivers.decoders import Decoded, Grey, build_decoder
+from drivers.repeats import RepeatFilter
 from hw_mocks.camera import (
     Distortion,
     MockCamera,
@@ -24,8 +25,7 @@ from hw_mocks.camera import (
     render_qr,
 )
 from pos_terminal.errors import DeviceError
-from pos_terminal.machine import CodeScanned, Event
-from pos_terminal.payments.codes import RepeatFilter
+from pos_terminal.ports import CodeRead, DeviceEvent
 
 pytestmark = pytest.mark.anyio
 
@@ -54,19 +54,19 @@ async def test_a_code_held_in_view_is_delivered_once() -> None:
     # held in view until decoded three times: a busy machine skips frames, so no fixed count
     frames = [qr_frame(code, i) for i in range(8)]
     camera = MockCamera(frames, loop=True, frame_interval_s=0.02)
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = CameraScanner(CameraConfig(), camera, decoder=build_decoder("zxing"))
     await scanner.open(posted.append)
     wait_for(lambda: scanner.stats.decoded >= 3, timeout_s=20.0)
     await scanner.close()
-    assert posted == [CodeScanned(code)]
+    assert posted == [CodeRead(code)]
 
 
 async def test_the_same_code_is_delivered_again_after_the_repeat_window() -> None:
     code = payment_code(2)
     clock = Clock()
     camera = MockCamera([qr_frame(code)], loop=True, frame_interval_s=0.002)
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = CameraScanner(CameraConfig(repeat_window_s=3.0), camera, clock=clock)
     await scanner.open(posted.append)
     wait_for(lambda: scanner.stats.decoded >= 3)
@@ -74,18 +74,18 @@ async def test_the_same_code_is_delivered_again_after_the_repeat_window() -> Non
     decoded = scanner.stats.decoded
     wait_for(lambda: scanner.stats.decoded >= decoded + 3)
     await scanner.close()
-    assert posted == [CodeScanned(code), CodeScanned(code)]
+    assert posted == [CodeRead(code), CodeRead(code)]
 
 
 async def test_two_different_codes_are_both_delivered() -> None:
     first, second = payment_code(3), payment_code(4)
     camera = MockCamera([qr_frame(first), qr_frame(second)], frame_interval_s=0.05)
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = CameraScanner(CameraConfig(), camera)
     await scanner.open(posted.append)
     wait_for(lambda: len(posted) == 2)
     await scanner.close()
-    assert posted == [CodeScanned(first), CodeScanned(second)]
+    assert posted == [CodeRead(first), CodeRead(second)]
 
 
 async def test_a_micro_qr_in_view_does_not_stop_the_camera() -> None:
@@ -95,14 +95,14 @@ async def test_a_micro_qr_in_view_does_not_stop_the_camera() -> None:
     # could miss a code; the repeat window keeps each one delivered once
     frames = [micro] * 5 + [qr_frame(qr_code)] * 5 + [frame(render_code128(bar_code, 3))] * 5
     camera = MockCamera(frames, loop=True, frame_interval_s=0.03)
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = CameraScanner(
         CameraConfig(repeat_window_s=60.0), camera, decoder=build_decoder("zxing")
     )
     await scanner.open(posted.append)
     wait_for(lambda: len(posted) >= 2, timeout_s=20.0)
     await scanner.close()
-    assert sorted(posted, key=str) == sorted([CodeScanned(qr_code), CodeScanned(bar_code)], key=str)
+    assert sorted(posted, key=str) == sorted([CodeRead(qr_code), CodeRead(bar_code)], key=str)
 
 
 class Notices(list[tuple[str, str]]):
@@ -129,14 +129,14 @@ class FlakyCamera(MockCamera):
 async def test_a_capture_thread_that_raises_is_reported_and_restarted() -> None:
     first, second = payment_code(9), payment_code(10)
     camera = FlakyCamera([qr_frame(first)] * 2 + [qr_frame(second)] * 5)
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     notices = Notices()
     scanner = CameraScanner(CameraConfig(), camera)
     await scanner.open(posted.append, notices)
     wait_for(lambda: len(posted) == 2, timeout_s=20.0)
     wait_for(lambda: len(notices) == 2)  # and fine again once it ran a while
     await scanner.close()
-    assert posted == [CodeScanned(first), CodeScanned(second)]
+    assert posted == [CodeRead(first), CodeRead(second)]
     [(device, trouble), fine] = notices
     assert device == "camera capture" and "error" in trouble
     assert fine == ("camera capture", "")
@@ -162,14 +162,14 @@ async def test_a_decode_thread_that_raises_is_reported_and_restarted() -> None:
     qr_code, bar_code = payment_code(11), payment_code(12)
     frames = [qr_frame(qr_code)] * 30 + [frame(render_code128(bar_code, 3))] * 10
     camera = MockCamera(frames, frame_interval_s=0.03)
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     notices = Notices()
     scanner = CameraScanner(CameraConfig(), camera, decoder=BrokenOnceDecoder())
     await scanner.open(posted.append, notices)
     wait_for(lambda: len(posted) == 2, timeout_s=20.0)
     wait_for(lambda: len(notices) == 2)
     await scanner.close()
-    assert posted == [CodeScanned(qr_code), CodeScanned(bar_code)]
+    assert posted == [CodeRead(qr_code), CodeRead(bar_code)]
     assert [(d, bool(m)) for d, m in notices] == [("camera decode", True), ("camera decode", False)]
 
 
@@ -202,12 +202,12 @@ async def test_broken_frames_from_the_camera_are_skipped() -> None:
     code = payment_code(5)
     bad = [np.zeros((0, 0), np.uint8), np.zeros((4,), np.uint8)]
     camera = MockCamera([*bad, qr_frame(code)], frame_interval_s=0.02)
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = CameraScanner(CameraConfig(), camera)
     await scanner.open(posted.append)
     wait_for(lambda: posted != [])
     await scanner.close()
-    assert posted == [CodeScanned(code)]
+    assert posted == [CodeRead(code)]
 
 
 def test_the_mock_camera_plays_image_files(tmp_path: Path) -> None:
@@ -259,9 +259,9 @@ async def test_a_camera_that_stops_giving_frames_is_reopened() -> None:
         real_open()
 
     camera.open = replug  # type: ignore[method-assign]
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = CameraScanner(CameraConfig(reopen_delay_s=0.1), camera)
     await scanner.open(posted.append)
     wait_for(lambda: posted != [])
     await scanner.close()
-    assert posted == [CodeScanned(code)] and len(opens) == 2
+    assert posted == [CodeRead(code)] and len(opens) == 2

@@ -311,6 +311,7 @@ def test_demo_refuses_a_config_with_real_wechat_pay_or_devices_naming_each(
             "wechat.sandbox.enabled: false",
             "devices.keypad.type: hid",
             "devices.scanner.type: camera",
+            "devices.display.type: tty",
             "devices.printer.type: escpos",
         ],
     }

@@ -190,33 +190,32 @@ def test_unknown_keys_are_ignored(code: int) -> None:
 
 def test_the_hid_scanner_posts_each_code_once_within_the_repeat_window() -> None:
     from drivers.hid_scanner import HidScanner, HidScannerConfig
-    from pos_terminal.machine import CodeScanned
+    from pos_terminal.ports import CodeRead
 
     scanner = HidScanner(HidScannerConfig(device="/dev/null"), clock=lambda: 0.0)
     posted: list[object] = []
-    scanner._post = posted.append  # as open() would, without a device
+    scanner._sink = posted.append  # as open() would, without a device
     kb = Keyboard()
     for _ in range(2):
         for event in [*kb.type("134567890123456789"), *kb.tap(ENTER)]:
             scanner.feed(event)
-    assert posted == [CodeScanned("134567890123456789")]
+    assert posted == [CodeRead("134567890123456789")]
 
 
 def test_the_hid_keypad_maps_numpad_keys_to_sale_keys_whatever_numlock_says() -> None:
     from drivers.hid_keypad import HidKeypad, HidKeypadConfig
-    from pos_terminal.machine import KeyPressed
-    from pos_terminal.ports import Key
+    from pos_terminal.ports import Key, KeyPress
 
     keypad = HidKeypad(HidKeypadConfig(device="/dev/null"))
     posted: list[object] = []
-    keypad._post = posted.append
+    keypad._sink = posted.append
     kb = Keyboard()
     for event in [*kb.tap(KP["1"]), *kb.tap(NUMLOCK), *kb.tap(KP["2"]), *kb.tap(KPENTER),
                   *kb.tap(14), *kb.tap(78), *kb.tap(74)]:  # fmt: skip
         keypad.feed(event)
     assert posted == [
-        KeyPressed("1"), KeyPressed("2"), KeyPressed(Key.ENTER), KeyPressed(Key.BACKSPACE),
-        KeyPressed(Key.QR), KeyPressed(Key.CANCEL),
+        KeyPress("1"), KeyPress("2"), KeyPress(Key.ENTER), KeyPress(Key.BACKSPACE),
+        KeyPress(Key.QR), KeyPress(Key.CANCEL),
     ]  # fmt: skip
 
 

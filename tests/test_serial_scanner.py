@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivers.serial_scanner import LineSplitter, SerialScanner, SerialScannerConfig
-from pos_terminal.machine import CodeScanned, Event
+from pos_terminal.ports import CodeRead, DeviceEvent
 
 pytestmark = pytest.mark.anyio
 CODE = "134567890123456789"
@@ -55,7 +55,7 @@ def pty(tmp_path: Path) -> Iterator[Pty]:
 async def test_a_scan_ended_by_the_configured_suffix_is_one_code(
     pty: Pty, suffix: str, ending: bytes
 ) -> None:
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = SerialScanner(SerialScannerConfig(port=str(pty.link), suffix=suffix, baud=115200))  # type: ignore[arg-type]
     await scanner.open(posted.append)
     assert scanner.connected.wait(2.0)
@@ -63,11 +63,11 @@ async def test_a_scan_ended_by_the_configured_suffix_is_one_code(
     pty.write(CODE[7:].encode() + ending)
     wait_for(lambda: posted != [])
     await scanner.close()
-    assert posted == [CodeScanned(CODE)]
+    assert posted == [CodeRead(CODE)]
 
 
 async def test_the_scanner_is_reopened_after_it_is_unplugged(pty: Pty, tmp_path: Path) -> None:
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = SerialScanner(SerialScannerConfig(port=str(pty.link), reconnect_s=0.05))
     await scanner.open(posted.append)
     assert scanner.connected.wait(2.0)
@@ -81,14 +81,14 @@ async def test_the_scanner_is_reopened_after_it_is_unplugged(pty: Pty, tmp_path:
     wait_for(lambda: len(posted) == 2)
     await scanner.close()
     os.close(replugged.master)
-    assert posted == [CodeScanned("111111111111111111"), CodeScanned("122222222222222222")]
+    assert posted == [CodeRead("111111111111111111"), CodeRead("122222222222222222")]
 
 
 async def test_a_worker_that_raises_is_reported_restarted_and_reads_on(pty: Pty) -> None:
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     notices: list[tuple[str, str]] = []
 
-    def post(event: Event) -> None:
+    def post(event: DeviceEvent) -> None:
         if not posted:
             posted.append(event)
             raise RuntimeError("the runtime is not running")  # a bug anywhere past the port
@@ -104,7 +104,7 @@ async def test_a_worker_that_raises_is_reported_restarted_and_reads_on(pty: Pty)
     wait_for(lambda: len(posted) == 2)
     wait_for(lambda: len(notices) == 2)
     await scanner.close()
-    assert posted == [CodeScanned("111111111111111111"), CodeScanned("122222222222222222")]
+    assert posted == [CodeRead("111111111111111111"), CodeRead("122222222222222222")]
     [(device, trouble), fine] = notices
     assert device == "serial scanner" and "RuntimeError" in trouble
     assert fine == ("serial scanner", "")
@@ -113,7 +113,7 @@ async def test_a_worker_that_raises_is_reported_restarted_and_reads_on(pty: Pty)
 async def test_a_missing_port_is_retried_until_the_scanner_appears(tmp_path: Path) -> None:
     link = tmp_path / "later"
     scanner = SerialScanner(SerialScannerConfig(port=str(link), reconnect_s=0.05))
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     await scanner.open(posted.append)
     time.sleep(0.15)
     device = Pty(link)
@@ -122,7 +122,7 @@ async def test_a_missing_port_is_retried_until_the_scanner_appears(tmp_path: Pat
     wait_for(lambda: posted != [])
     await scanner.close()
     os.close(device.master)
-    assert posted == [CodeScanned(CODE)]
+    assert posted == [CodeRead(CODE)]
 
 
 async def test_pyserial_loop_urls_work_as_ports() -> None:
@@ -144,11 +144,11 @@ def test_several_codes_in_one_read_and_stray_line_feeds() -> None:
 
 
 async def test_the_same_code_sent_twice_within_the_window_is_posted_once(pty: Pty) -> None:
-    posted: list[Event] = []
+    posted: list[DeviceEvent] = []
     scanner = SerialScanner(SerialScannerConfig(port=str(pty.link), repeat_window_s=2.0))
     await scanner.open(posted.append)
     assert scanner.connected.wait(2.0)
     pty.write(CODE.encode() + b"\r" + CODE.encode() + b"\r122222222222222222\r")
     wait_for(lambda: len(posted) == 2)
     await scanner.close()
-    assert posted == [CodeScanned(CODE), CodeScanned("122222222222222222")]
+    assert posted == [CodeRead(CODE), CodeRead("122222222222222222")]
