@@ -16,7 +16,7 @@ from pos_terminal.clock import zone
 from pos_terminal.config_fields import bounds
 from pos_terminal.config_schema import NodeReader
 from pos_terminal.errors import ConfigError
-from pos_terminal.payments.codes import CodeRules, CodeRulesConfig
+from pos_terminal.payment_codes import CodeRules, CodeRulesConfig
 from pos_terminal.payments.numbers import TERMINAL_ID_CHARS, TERMINAL_ID_MAX
 from pos_terminal.registry import DevicesConfig
 

@@ -23,7 +23,7 @@ from hw_mocks.keypad import MockKeypad
 from hw_mocks.scanner import MockScanner
 from pos_terminal import money
 from pos_terminal.machine import Phase
-from pos_terminal.payments.codes import mask_code
+from pos_terminal.payment_codes import mask_code
 from pos_terminal.ports import Key, Screen
 from pos_terminal.receipt import display_width
 from pos_terminal.runtime import Runtime, View

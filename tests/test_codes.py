@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from pos_terminal.errors import ConfigError
-from pos_terminal.payments.codes import (
+from pos_terminal.payment_codes import (
     ALIPAY,
     DEFAULT_RULES,
     UNIONPAY,

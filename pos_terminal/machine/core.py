@@ -32,7 +32,7 @@ from pos_terminal.machine.screens import render
 from pos_terminal.machine.state import ModeBase, Phase, Purpose, Session, State
 from pos_terminal.machine.supervisor import SUPERVISOR
 from pos_terminal.machine.tender import TENDER
-from pos_terminal.payments.codes import DEFAULT_RULES, CodeRules
+from pos_terminal.payment_codes import DEFAULT_RULES, CodeRules
 
 ATTENTION = "{} 笔交易需主管处理 payment(s) need a supervisor: see the journal"
 

@@ -12,7 +12,7 @@ from typing import ClassVar, Protocol
 
 from pos_terminal.machine.effects import Effect
 from pos_terminal.machine.events import ApprovedSale
-from pos_terminal.payments.codes import DEFAULT_RULES, CodeRules
+from pos_terminal.payment_codes import DEFAULT_RULES, CodeRules
 from pos_terminal.ports import Screen
 
 

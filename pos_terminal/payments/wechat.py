@@ -38,8 +38,8 @@ from urllib.parse import quote
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pos_terminal.payment_codes import mask_code
 from pos_terminal.payments import wechat_sign
-from pos_terminal.payments.codes import mask_code
 from pos_terminal.payments.wechat_errors import WeChatApiError as WeChatApiError  # re-exports
 from pos_terminal.payments.wechat_errors import WeChatPayError as WeChatPayError
 from pos_terminal.payments.wechat_errors import WeChatResponseError as WeChatResponseError

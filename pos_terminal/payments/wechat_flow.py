@@ -33,7 +33,7 @@ from pos_terminal.machine import (
     PaymentPending,
     QrReady,
 )
-from pos_terminal.payments.codes import mask_code
+from pos_terminal.payment_codes import mask_code
 from pos_terminal.payments.numbers import new_number
 from pos_terminal.payments.wechat import (
     TradeState,

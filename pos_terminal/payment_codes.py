@@ -1,5 +1,5 @@
 """Customer payment codes: which provider a scanned string belongs to (rules from config), or why
-it is refused; and the repeat filter that keeps one code from being delivered twice.
+it is refused. Pure rules (standard library only): the machine checks every scan with them.
 """
 
 from __future__ import annotations
