@@ -15,7 +15,7 @@ DEFAULT_KEYS: dict[Token, str] = {
     **{Char(d): d for d in "0123456789"},
     Named("enter"): Key.ENTER, Named("kpenter"): Key.ENTER, Char("="): Key.ENTER,
     Named("backspace"): Key.BACKSPACE,
-    Named("delete"): Key.CLEAR, Char("."): Key.CLEAR,
+    Named("delete"): Key.CLEAR, Char("."): Key.POINT,
     Named("esc"): Key.CANCEL, Char("-"): Key.CANCEL, Char("/"): Key.CANCEL,
     Char("+"): Key.QR, Char("*"): Key.QR,
 }  # fmt: skip

@@ -115,6 +115,8 @@ class NotifyConfig:
 @dataclass(frozen=True)
 class PaymentConfig:
     codes: CodeRulesConfig = field(default_factory=CodeRulesConfig)  # which scans are payments
+    # a sale of this many yuan or more is confirmed a second time, its amount in words; 0: never
+    large_amount_yuan: int = field(default=10_000, metadata=bounds(min=0, max=9_999_999))
     # a payment code answered USERPAYING (or not at all) is queried this often
     code_poll_interval_s: float = field(default=5.0, metadata=bounds(min=0.05, max=60.0))
     # and reversed once this has passed without a result

@@ -31,7 +31,7 @@ from pos_terminal.runtime import Runtime, View
 log = logging.getLogger(__name__)
 
 HELP = (
-    "收银 Cashier: 0-9 amount · Enter confirm · Backspace · Del clear · Esc cancel · q show QR",
+    "收银 Cashier: 0-9 . amount · Enter confirm · Backspace · Del clear · Esc cancel · q show QR",
     "              r reprint the last receipt · f refund (supervisor PIN)",
     "顾客 Customer: w show WeChat code · s pay slowly (password) · n code, no balance",
     "               p scan & pay the QR on screen · Ctrl-C quit",
@@ -150,6 +150,7 @@ class Console:
             "\x7f": Key.BACKSPACE,
             "\x08": Key.BACKSPACE,
             "\x1b[3~": Key.CLEAR,
+            ".": Key.POINT,
             "\x1b": Key.CANCEL,
             "q": Key.QR,
             "r": Key.REPRINT,

@@ -23,6 +23,7 @@ class Key(StrEnum):
     BACKSPACE = "backspace"
     CLEAR = "clear"
     CANCEL = "cancel"
+    POINT = "point"  # the decimal point: "12.5" is ¥12.50
     QR = "qr"  # "show a QR code for the customer to scan"
     REPRINT = "reprint"  # print the last receipt again, marked 重印 REPRINT
     REFUND = "refund"  # start a refund (supervisor)

@@ -73,7 +73,11 @@ class Runtime:
         self.refunds = refunds
         self.journal = journal
         self.clock = clock
-        self.state = m.initial_state(code_rules(config), config.staff.supervisor_pin_sha256)
+        self.state = m.initial_state(
+            code_rules(config),
+            config.staff.supervisor_pin_sha256,
+            large_amount_fen=config.payment.large_amount_yuan * 100,
+        )
         self.screen = Screen("正在启动 Starting")
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()

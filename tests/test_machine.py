@@ -66,6 +66,7 @@ EXAMPLES: dict[str, m.Event] = {
     "enter": press(Key.ENTER),
     "backspace": press(Key.BACKSPACE),
     "clear": press(Key.CLEAR),
+    "point": press(Key.POINT),
     "cancel": press(Key.CANCEL),
     "qr": press(Key.QR),
     "reprint": press(Key.REPRINT),
@@ -92,10 +93,12 @@ EXAMPLES: dict[str, m.Event] = {
 EXPECTED_TEXT = """
 RECOVERING       RecoveryDone              IDLE
 IDLE             digit                     ENTERING_AMOUNT
+IDLE             point                     ENTERING_AMOUNT
 IDLE             reprint                   IDLE
 IDLE             CodeScanned               IDLE
 IDLE             refund                    SUPERVISOR_PIN
 ENTERING_AMOUNT  digit                     ENTERING_AMOUNT
+ENTERING_AMOUNT  point                     ENTERING_AMOUNT
 ENTERING_AMOUNT  backspace                 ENTERING_AMOUNT
 ENTERING_AMOUNT  clear                     ENTERING_AMOUNT
 ENTERING_AMOUNT  enter                     CONFIRMING
@@ -103,6 +106,9 @@ ENTERING_AMOUNT  cancel                    IDLE
 CONFIRMING       enter                     AWAITING_PAYMENT
 CONFIRMING       backspace                 ENTERING_AMOUNT
 CONFIRMING       cancel                    IDLE
+CONFIRMING_LARGE enter                     AWAITING_PAYMENT
+CONFIRMING_LARGE backspace                 ENTERING_AMOUNT
+CONFIRMING_LARGE cancel                    IDLE
 AWAITING_PAYMENT CodeScanned               CHARGING_CODE
 AWAITING_PAYMENT qr                        SHOWING_QR
 AWAITING_PAYMENT cancel                    IDLE
@@ -117,13 +123,15 @@ EXCEPTION        cancel                    IDLE
 PRINTING         PrintDone                 APPROVED
 APPROVED         reprint                   APPROVED
 APPROVED         digit                     ENTERING_AMOUNT
+APPROVED         point                     ENTERING_AMOUNT
 APPROVED         enter                     IDLE
 APPROVED         cancel                    IDLE
 APPROVED         TimerExpired result_hold  IDLE
 DECLINED         digit                     ENTERING_AMOUNT
-DECLINED         enter                     IDLE
+DECLINED         point                     ENTERING_AMOUNT
+DECLINED         enter                     AWAITING_PAYMENT
 DECLINED         cancel                    IDLE
-DECLINED         TimerExpired result_hold  IDLE
+DECLINED         TimerExpired result_hold  AWAITING_PAYMENT
 SUPERVISOR_PIN   digit                     SUPERVISOR_PIN
 SUPERVISOR_PIN   backspace                 SUPERVISOR_PIN
 SUPERVISOR_PIN   enter                     IDLE
@@ -136,6 +144,7 @@ REFUND_ORDER     OrderFound                REFUND_AMOUNT
 REFUND_ORDER     OrderNotFound             REFUND_ORDER
 REFUND_ORDER     cancel                    IDLE
 REFUND_AMOUNT    digit                     REFUND_AMOUNT
+REFUND_AMOUNT    point                     REFUND_AMOUNT
 REFUND_AMOUNT    backspace                 REFUND_AMOUNT
 REFUND_AMOUNT    enter                     REFUNDING
 REFUND_AMOUNT    cancel                    IDLE
@@ -198,7 +207,7 @@ def test_the_tables_declare_exactly_the_moves_of_the_design() -> None:
 
 
 def test_every_phase_is_reached_by_driving_the_machine_from_boot() -> None:
-    boot = m.initial_state(supervisor_pin_sha256=PIN_1234)
+    boot = m.initial_state(supervisor_pin_sha256=PIN_1234, large_amount_fen=1)
     pin = [press(d) for d in "1234"]
     refunding, _ = run(boot, m.RecoveryDone(0), press(Key.REFUND), *pin, press(Key.ENTER))
     results = [
@@ -264,9 +273,64 @@ def test_backspace_and_clear_edit_the_amount() -> None:
     assert state.amount_fen == 0
 
 
-def test_a_tenth_digit_is_refused() -> None:
-    state, _ = run(at(P.IDLE), *map(press, "1234567899"))
+def test_a_tenth_digit_is_refused_and_the_cashier_is_told() -> None:
+    state, effects = run(at(P.IDLE), *map(press, "1234567899"))
     assert state.amount_fen == 123456789
+    refused = Screen("请输入金额 Enter amount", 123456789, ("最多 at most ¥9,999,999.99",))
+    assert effects == [m.Show(refused)]
+    state, effects = m.step(state, press(Key.BACKSPACE))
+    assert state.amount_fen == 12345678
+    assert effects == [m.Show(Screen("请输入金额 Enter amount", 12345678))]
+
+
+def test_the_point_makes_the_digits_before_it_yuan() -> None:
+    state, _ = run(at(P.IDLE), *map(press, "12"), press(Key.POINT), press("5"))
+    assert state.amount_fen == 1250
+    state, effects = run(state, press("0"), press("1"))
+    assert state.amount_fen == 1250
+    assert effects == [
+        m.Show(Screen("请输入金额 Enter amount", 1250, ("最多两位小数 Two decimals at most",)))
+    ]
+
+
+def test_a_large_amount_is_confirmed_again_in_words() -> None:
+    session = replace(SESSION, large_amount_fen=1_000_000)
+    state, effects = run(
+        State(session, Sale(P.ENTERING_AMOUNT, 1_200_000)), press(Key.ENTER), press(Key.ENTER)
+    )
+    assert state.phase is P.CONFIRMING_LARGE
+    again = ("壹万贰仟元整", "大额, 请再按 Enter 确认 Large amount: Enter again to confirm")
+    assert effects == [m.Show(Screen("请再次确认 Confirm again", 1_200_000, again))]
+    state, _ = m.step(state, press(Key.ENTER))
+    assert state.phase is P.AWAITING_PAYMENT and state.amount_fen == 1_200_000
+    below, _ = run(
+        State(session, Sale(P.ENTERING_AMOUNT, 999_999)), press(Key.ENTER), press(Key.ENTER)
+    )
+    assert below.phase is P.AWAITING_PAYMENT
+
+
+def test_a_declined_sale_goes_back_to_the_payment_prompt_with_its_amount() -> None:
+    declined, _ = m.step(at(P.CHARGING_CODE), m.PaymentDeclined(3, "余额不足 Insufficient balance"))
+    state, effects = m.step(declined, m.TimerExpired("result_hold"))
+    assert state.phase is P.AWAITING_PAYMENT and state.amount_fen == 1234
+    lines = (
+        "余额不足 Insufficient balance",
+        "请出示付款码 Show your payment code",
+        "或请收银员出示收款码 or ask for our QR",
+    )
+    assert effects == [
+        m.Show(Screen("请付款 Please pay", 1234, lines)),
+        m.StartTimer("awaiting", "awaiting"),
+    ]
+    state, effects = m.step(declined, press(Key.ENTER))  # the cashier need not wait
+    assert state.phase is P.AWAITING_PAYMENT
+    assert effects[0] == m.CancelTimer("result_hold")
+
+
+def test_a_cancelled_sale_ends_when_its_result_has_been_shown() -> None:
+    cancelled, _ = m.step(at(P.CANCELLING), m.PaymentCancelled(3))
+    state, _ = m.step(cancelled, m.TimerExpired("result_hold"))
+    assert state.phase is P.IDLE
 
 
 def test_enter_with_zero_amount_does_nothing() -> None:
@@ -276,7 +340,7 @@ def test_enter_with_zero_amount_does_nothing() -> None:
 
 def test_confirm_starts_the_awaiting_timer_and_asks_to_pay() -> None:
     _, effects = m.step(at(P.CONFIRMING), press(Key.ENTER))
-    lines = ("请出示付款码 Show your payment code", "或扫码支付 or scan our QR")
+    lines = ("请出示付款码 Show your payment code", "或请收银员出示收款码 or ask for our QR")
     assert effects == [
         m.Show(Screen("请付款 Please pay", 1234, lines)),
         m.StartTimer("awaiting", "awaiting"),
@@ -392,7 +456,7 @@ def test_a_cancelled_payment_says_nobody_was_charged() -> None:
     state, effects = m.step(at(P.CANCELLING), m.PaymentCancelled(3))
     assert state.phase is P.DECLINED and state.notice == "cancelled"
     assert effects == [
-        m.Show(Screen("已取消 Cancelled", 1234, ("未扣款 Nobody was charged",))),
+        m.Show(Screen("已取消 Cancelled", 1234, ("未扣款 Nothing was charged",))),
         m.StartTimer("result_hold", "result_hold"),
     ]
 
@@ -664,3 +728,9 @@ def test_any_sequence_keeps_the_screen_and_the_attempts_straight(
             assert (state, effects) == (before, [])  # a late answer changes nothing
         assert 0 <= state.amount_fen < 10**9
     assert started == sorted(set(started))  # each attempt is started once, in order
+
+
+def test_a_refund_amount_may_be_keyed_with_the_point() -> None:
+    state, _ = run(at(P.REFUND_AMOUNT), press("5"), press(Key.POINT), press("5"))
+    assert state.phase is P.REFUND_AMOUNT and state.refundable_fen == 1234
+    assert isinstance(state.mode, Refund) and state.mode.refund_fen == 550

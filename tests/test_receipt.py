@@ -190,7 +190,7 @@ def test_every_line_fits_32_columns(name: str, fen: int, ascii_id: str) -> None:
     lines = layout_sale(receipt, PrinterProfile())
     assert all(display_width(line, ambiguous=2) <= 32 for line in lines)
     amount = line_with(printed(receipt, PrinterProfile(native_qr=True)), "实付 Paid")
-    assert amount.endswith(f"{fen // 100}.{fen % 100:02d}") and display_width(amount) == 32
+    assert amount.endswith(f"{fen // 100:,}.{fen % 100:02d}") and display_width(amount) == 32
 
 
 def test_one_job_holds_the_merchant_copy_then_the_customer_copy() -> None:

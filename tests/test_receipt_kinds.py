@@ -150,12 +150,12 @@ def test_settlement_counts_and_totals_per_method_printed_once() -> None:
     decoded = printed(SETTLEMENT, cutter=True)
     assert decoded.flow.count(decoded.flow[-1]) == 1 and decoded.flow[-1].kind == "cut"
     assert not any("COPY" in line for line in decoded.lines)
-    assert value_of(decoded, "消费 Sales  12笔") == "￥1234.56"
+    assert value_of(decoded, "消费 Sales  12笔") == "￥1,234.56"
     assert value_of(decoded, "消费 Sales  3笔") == "￥88.00"
     assert value_of(decoded, "退款 Refunds 1笔") == "-￥15.00"
     assert value_of(decoded, "退款 Refunds 0笔") == "￥0.00"
-    assert value_of(decoded, "消费合计 Sales 15笔") == "￥1322.56"
-    assert value_of(decoded, "净额 Net") == "￥1307.56"
+    assert value_of(decoded, "消费合计 Sales 15笔") == "￥1,322.56"
+    assert value_of(decoded, "净额 Net") == "￥1,307.56"
     assert value_of(decoded, "起 From") == "2024-05-01 08:00:00"
 
 

@@ -135,5 +135,9 @@ def step(state: State, event: Event) -> tuple[State, list[Effect]]:
     return nxt.state, [*stops, Show(render(nxt.state)), *rest]
 
 
-def initial_state(code_rules: CodeRules = DEFAULT_RULES, supervisor_pin_sha256: str = "") -> State:
-    return State(Session(code_rules=code_rules, supervisor_pin_sha256=supervisor_pin_sha256))
+def initial_state(
+    code_rules: CodeRules = DEFAULT_RULES,
+    supervisor_pin_sha256: str = "",
+    large_amount_fen: int = 0,
+) -> State:
+    return State(Session(code_rules, supervisor_pin_sha256, large_amount_fen=large_amount_fen))

@@ -17,6 +17,7 @@ from pos_terminal.machine.events import (
     TimerExpired,
 )
 from pos_terminal.machine.exits import RefundDone
+from pos_terminal.machine.keying import key_amount
 from pos_terminal.machine.rules import DIGIT, Leave, Next, Outcome, Table, key, on, timer
 from pos_terminal.machine.state import Phase, Purpose, Refund, RefundOutcome, Sale, State
 from pos_terminal.machine.supervisor import ask
@@ -80,14 +81,16 @@ def _found(state: State, refund: Refund, event: OrderFound) -> Outcome:
     return _go(state, found)
 
 
-def _amount_digit(state: State, refund: Refund, event: KeyPressed) -> Outcome:
-    start_fen = refund.refund_fen if refund.keyed else 0  # the first digit replaces the full amount
-    fen = money.append_digit(start_fen, int(event.key))
-    return _go(state, replace(refund, refund_fen=fen, keyed=True))
-
-
-def _amount_backspace(state: State, refund: Refund, event: KeyPressed) -> Outcome:
-    return _go(state, replace(refund, refund_fen=money.drop_digit(refund.refund_fen), keyed=True))
+def _amount_key(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    """A digit, the point or backspace; a first digit or point replaces the amount offered,
+    a first backspace edits it."""
+    edits = refund.keyed or event.key == Key.BACKSPACE
+    before = money.Keyed(refund.refund_fen, refund.decimals) if edits else money.Keyed()
+    keyed, refused = key_amount(before, event.key)
+    return _go(
+        state,
+        replace(refund, refund_fen=keyed.fen, decimals=keyed.decimals, keyed=True, notice=refused),
+    )
 
 
 def _confirm(state: State, refund: Refund, event: KeyPressed) -> Outcome:
@@ -127,8 +130,9 @@ REFUND = Table(
         key(P.REFUND_ORDER, Key.ENTER, (), _order_typed),
         on(P.REFUND_ORDER, OrderFound, P.REFUND_AMOUNT, _found),
         on(P.REFUND_ORDER, OrderNotFound, (), _not_found),
-        key(P.REFUND_AMOUNT, DIGIT, (), _amount_digit),
-        key(P.REFUND_AMOUNT, Key.BACKSPACE, (), _amount_backspace),
+        key(P.REFUND_AMOUNT, DIGIT, (), _amount_key),
+        key(P.REFUND_AMOUNT, Key.POINT, (), _amount_key),
+        key(P.REFUND_AMOUNT, Key.BACKSPACE, (), _amount_key),
         key(P.REFUND_AMOUNT, Key.ENTER, (P.REFUNDING, P.REFUND_AMOUNT), _confirm),
         on(P.REFUNDING, RefundFinished, P.REFUND_RESULT, _finished),
         key(P.REFUND_RESULT, DIGIT, P.ENTERING_AMOUNT, _next_sale),

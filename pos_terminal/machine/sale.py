@@ -15,6 +15,7 @@ from pos_terminal.machine.exits import (
     TenderExit,
     TenderPaid,
 )
+from pos_terminal.machine.keying import key_amount
 from pos_terminal.machine.rules import DIGIT, Next, Outcome, Table, key, on, timer
 from pos_terminal.machine.state import Phase, Sale, State
 from pos_terminal.ports import Key
@@ -22,7 +23,8 @@ from pos_terminal.ports import Key
 P = Phase
 _HOLDING = (P.APPROVED, P.DECLINED)  # results on screen until the result timer runs out
 _EDITING = (P.IDLE, P.ENTERING_AMOUNT, *_HOLDING)
-_CANCELLABLE = (P.ENTERING_AMOUNT, P.CONFIRMING, P.AWAITING_PAYMENT, *_HOLDING, P.EXCEPTION)
+_CONFIRMING = (P.CONFIRMING, P.CONFIRMING_LARGE)
+_CANCELLABLE = (P.ENTERING_AMOUNT, *_CONFIRMING, P.AWAITING_PAYMENT, *_HOLDING, P.EXCEPTION)
 
 
 def _stop_timers(phase: Phase) -> tuple[Effect, ...]:
@@ -41,35 +43,48 @@ def _to_idle(state: State, sale: Sale, event: KeyPressed | TimerExpired) -> Outc
     return idle(state, leaving=sale.phase)
 
 
-def _digit(state: State, sale: Sale, event: KeyPressed) -> Outcome:
-    start_fen = sale.amount_fen if sale.phase is P.ENTERING_AMOUNT else 0
-    fen = money.append_digit(start_fen, int(event.key))
-    return Next(replace(state, mode=Sale(P.ENTERING_AMOUNT, fen)), _stop_timers(sale.phase))
-
-
-def _edit(state: State, sale: Sale, fen: int, phase: Phase = P.ENTERING_AMOUNT) -> Next:
-    return Next(replace(state, mode=replace(sale, phase=phase, amount_fen=fen)))
-
-
-def _backspace(state: State, sale: Sale, event: KeyPressed) -> Outcome:
-    return _edit(state, sale, money.drop_digit(sale.amount_fen))
+def _key(state: State, sale: Sale, event: KeyPressed) -> Outcome:
+    """A digit, the point or backspace while keying; from a result on screen, a new sale."""
+    keying = sale.phase is P.ENTERING_AMOUNT
+    before = money.Keyed(sale.amount_fen, sale.decimals) if keying else money.Keyed()
+    keyed, refused = key_amount(before, event.key)
+    entry = Sale(P.ENTERING_AMOUNT, keyed.fen, keyed.decimals, notice=refused)
+    return Next(replace(state, mode=entry), _stop_timers(sale.phase))
 
 
 def _clear(state: State, sale: Sale, event: KeyPressed) -> Outcome:
-    return _edit(state, sale, 0)
+    return Next(replace(state, mode=Sale(P.ENTERING_AMOUNT)))
 
 
 def _enter_amount(state: State, sale: Sale, event: KeyPressed) -> Outcome:
-    return _edit(state, sale, sale.amount_fen, P.CONFIRMING) if sale.amount_fen > 0 else None
+    if sale.amount_fen <= 0:
+        return None
+    return Next(replace(state, mode=replace(sale, phase=P.CONFIRMING, notice="")))
 
 
 def _back_to_entry(state: State, sale: Sale, event: KeyPressed) -> Outcome:
-    return _edit(state, sale, sale.amount_fen)
+    return Next(replace(state, mode=replace(sale, phase=P.ENTERING_AMOUNT)))
+
+
+def _await_payment(state: State, fen: int, notice: str = "") -> Next:
+    awaiting = Sale(P.AWAITING_PAYMENT, fen, notice=notice)
+    return Next(replace(state, mode=awaiting), (start(Timer.AWAITING),))
 
 
 def _confirm(state: State, sale: Sale, event: KeyPressed) -> Outcome:
-    awaiting = Sale(P.AWAITING_PAYMENT, sale.amount_fen)
-    return Next(replace(state, mode=awaiting), (start(Timer.AWAITING),))
+    large = state.session.large_amount_fen
+    if sale.phase is P.CONFIRMING and 0 < large <= sale.amount_fen:
+        return Next(replace(state, mode=replace(sale, phase=P.CONFIRMING_LARGE)))
+    return _await_payment(state, sale.amount_fen)
+
+
+def _pay_again(state: State, sale: Sale, event: KeyPressed | TimerExpired) -> Outcome:
+    """A declined sale goes back to the payment prompt with its amount until it is cancelled;
+    a sale the cashier cancelled (or that expired) ends."""
+    if sale.nobody_charged:
+        return idle(state, leaving=sale.phase)
+    stop = (CancelTimer(Timer.RESULT),) if isinstance(event, KeyPressed) else ()
+    return Next(state, stop).then(_await_payment(state, sale.amount_fen, sale.notice))
 
 
 def _printed(state: State, sale: Sale, event: PrintDone) -> Outcome:
@@ -110,17 +125,20 @@ SALE = Table(
     "sale entry",
     Sale,
     (
-        key(_EDITING, DIGIT, P.ENTERING_AMOUNT, _digit),
-        key(P.ENTERING_AMOUNT, Key.BACKSPACE, P.ENTERING_AMOUNT, _backspace),
+        key(_EDITING, DIGIT, P.ENTERING_AMOUNT, _key),
+        key(_EDITING, Key.POINT, P.ENTERING_AMOUNT, _key),
+        key(P.ENTERING_AMOUNT, Key.BACKSPACE, P.ENTERING_AMOUNT, _key),
         key(P.ENTERING_AMOUNT, Key.CLEAR, P.ENTERING_AMOUNT, _clear),
         key(P.ENTERING_AMOUNT, Key.ENTER, P.CONFIRMING, _enter_amount),
-        key(P.CONFIRMING, Key.ENTER, P.AWAITING_PAYMENT, _confirm),
-        key(P.CONFIRMING, Key.BACKSPACE, P.ENTERING_AMOUNT, _back_to_entry),
+        key(_CONFIRMING, Key.ENTER, (P.CONFIRMING_LARGE, P.AWAITING_PAYMENT), _confirm),
+        key(_CONFIRMING, Key.BACKSPACE, P.ENTERING_AMOUNT, _back_to_entry),
         key(_CANCELLABLE, Key.CANCEL, P.IDLE, _to_idle),
         timer(P.AWAITING_PAYMENT, Timer.AWAITING, P.IDLE, _to_idle),
         on(P.PRINTING, PrintDone, P.APPROVED, _printed),
-        key((*_HOLDING, P.EXCEPTION), Key.ENTER, P.IDLE, _to_idle),
-        timer(_HOLDING, Timer.RESULT, P.IDLE, _to_idle),
+        key((P.APPROVED, P.EXCEPTION), Key.ENTER, P.IDLE, _to_idle),
+        timer(P.APPROVED, Timer.RESULT, P.IDLE, _to_idle),
+        key(P.DECLINED, Key.ENTER, (P.AWAITING_PAYMENT, P.IDLE), _pay_again),
+        timer(P.DECLINED, Timer.RESULT, (P.AWAITING_PAYMENT, P.IDLE), _pay_again),
         key((P.IDLE, P.APPROVED), Key.REPRINT, (), _reprint),
         on(P.IDLE, CodeScanned, (), _scanned_while_idle),
     ),

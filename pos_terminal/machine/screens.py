@@ -30,8 +30,8 @@ def idle_screen(notice: str = "") -> Screen:
     return Screen("欢迎光临 Welcome", lines=(notice,) if notice else ())
 
 
-def amount_screen(fen: int) -> Screen:
-    return Screen("请输入金额 Enter amount", fen)
+def amount_screen(fen: int, notice: str = "") -> Screen:
+    return Screen("请输入金额 Enter amount", fen, (notice,) if notice else ())
 
 
 def render(state: State) -> Screen:
@@ -55,11 +55,17 @@ def _sale(state: State, sale: Sale) -> Screen:
         case Phase.IDLE:
             return idle_screen(sale.notice)
         case Phase.ENTERING_AMOUNT:
-            return amount_screen(fen)
+            return amount_screen(fen, sale.notice)
         case Phase.CONFIRMING:
             return Screen("请确认金额 Confirm amount", fen, ("Enter 确认 confirm",))
+        case Phase.CONFIRMING_LARGE:
+            again = "大额, 请再按 Enter 确认 Large amount: Enter again to confirm"
+            return Screen("请再次确认 Confirm again", fen, (money.in_words(fen), again))
         case Phase.AWAITING_PAYMENT:
-            lines = ("请出示付款码 Show your payment code", "或扫码支付 or scan our QR")
+            lines = (
+                "请出示付款码 Show your payment code",
+                "或请收银员出示收款码 or ask for our QR",
+            )
             return Screen("请付款 Please pay", fen, (sale.notice, *lines) if sale.notice else lines)
         case Phase.PRINTING | Phase.APPROVED:
             paid = state.last_sale.amount_fen if state.last_sale else None
@@ -71,7 +77,7 @@ def _sale(state: State, sale: Sale) -> Screen:
                 "支付成功 Approved", paid, ("打印机需要处理 Printer needs attention", sale.notice)
             )
         case Phase.DECLINED if sale.nobody_charged:
-            return Screen("已取消 Cancelled", fen, ("未扣款 Nobody was charged",))
+            return Screen("已取消 Cancelled", fen, ("未扣款 Nothing was charged",))
         case Phase.DECLINED:
             return Screen("支付失败 Declined", fen, (sale.notice,))
         case _:  # Phase.EXCEPTION

@@ -21,6 +21,7 @@ class Phase(StrEnum):
     IDLE = "IDLE"
     ENTERING_AMOUNT = "ENTERING_AMOUNT"
     CONFIRMING = "CONFIRMING"
+    CONFIRMING_LARGE = "CONFIRMING_LARGE"  # a large amount: confirmed again, read out in words
     AWAITING_PAYMENT = "AWAITING_PAYMENT"  # scan the customer's code, or show a QR
     CHARGING_CODE = "CHARGING_CODE"
     SHOWING_QR = "SHOWING_QR"
@@ -43,6 +44,7 @@ class Session:
 
     code_rules: CodeRules = DEFAULT_RULES  # which scans are payment codes (from config)
     supervisor_pin_sha256: str = ""  # from config; empty: refunds are off
+    large_amount_fen: int = 0  # from config: sales from this amount are confirmed twice; 0: never
     attempt: int = 0  # numbers payment attempts so late results of an old one are ignored
     last_sale: ApprovedSale | None = None
     printer_notice: str = ""  # why the printer needs attention; empty when it is fine
@@ -76,6 +78,7 @@ class Sale(ModeBase):
             Phase.IDLE,
             Phase.ENTERING_AMOUNT,
             Phase.CONFIRMING,
+            Phase.CONFIRMING_LARGE,
             Phase.AWAITING_PAYMENT,
             Phase.PRINTING,
             Phase.APPROVED,
@@ -84,6 +87,7 @@ class Sale(ModeBase):
         }
     )
     amount_fen: int = 0
+    decimals: int | None = None  # digits keyed after the point (money.Keyed)
     notice: str = ""  # one line for the cashier (declined reason, refused scan ...)
     nobody_charged: bool = False  # DECLINED after a cancel or expiry
     printed: bool = True  # APPROVED: the receipt came out
@@ -147,6 +151,7 @@ class Refund(ModeBase):
     refundable_fen: int = 0
     refund_fen: int = 0  # the amount to refund: the whole refundable amount until one is keyed
     keyed: bool = False  # the cashier has keyed an amount of their own
+    decimals: int | None = None  # digits keyed after the point (money.Keyed)
     outcome: RefundOutcome = RefundOutcome.FAILED
 
 
