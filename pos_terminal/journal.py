@@ -21,6 +21,7 @@ from pos_terminal.errors import PosError
 
 SCHEMA_VERSION = 3  # 2: refunds (journal_refunds.py); 3: attention, success_time
 T = TypeVar("T")
+MIN_SUFFIX = 4  # a refund finds its sale by at least this many trailing digits
 
 
 class JournalError(PosError):
@@ -315,16 +316,29 @@ class Journal:
         ).fetchone()
         return _row(found) if found is not None else None
 
-    def find_sale(self, query: str) -> PaymentRow | None:
-        """An approved sale by its order number, or by trailing digits when they match one only."""
+    def find_sale(self, query: str) -> PaymentRow | str:
+        """The approved sale a cashier's query names: its order number, or its last digits (at
+        least MIN_SUFFIX of them) when they end one approved sale only. Otherwise, why not, in
+        words for the cashier.
+        """
         exact = self.by_out_trade_no(query)
-        if exact is not None or not query.isdigit() or len(query) < 4:
-            return exact if exact is not None and exact.state is RowState.APPROVED else None
+        if exact is not None:
+            if exact.state is RowState.APPROVED:
+                return exact
+            return f"交易未成功 {query} is not an approved sale ({exact.state.lower()})"
+        if not query.isdigit():
+            return f"找不到交易 No sale has order no. {query[:32]}"
+        if len(query) < MIN_SUFFIX:
+            return f"请至少输入{MIN_SUFFIX}位 Type at least {MIN_SUFFIX} digits of the order no."
         found = self.db.execute(
             f"SELECT {_COLUMNS} FROM payments WHERE state = ? AND out_trade_no LIKE ? LIMIT 2",
             (RowState.APPROVED, f"%{query}"),
         ).fetchall()
-        return _row(found[0]) if len(found) == 1 else None
+        if len(found) > 1:
+            return f"多笔交易匹配 Several sales end in {query}: type more digits"
+        if not found:
+            return f"找不到交易 No approved sale ends in {query}"
+        return _row(found[0])
 
     def unresolved(self) -> list[PaymentRow]:
         """Rows not in a final state, oldest first."""

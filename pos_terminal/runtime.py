@@ -219,17 +219,15 @@ class Runtime:
         entry.task = self._spawn(guarded())
 
     async def _find_refundable(self, query: str) -> None:
-        def look(j: Journal) -> tuple[str, int] | None:
+        def look(j: Journal) -> tuple[str, int] | str:
             sale = j.find_sale(query)
-            return (
-                None
-                if sale is None
-                else (sale.out_trade_no, RefundBook(j).refundable_fen(sale.out_trade_no))
-            )
+            if isinstance(sale, str):
+                return sale
+            return sale.out_trade_no, RefundBook(j).refundable_fen(sale.out_trade_no)
 
         found = await self.journal(look)
-        if found is None:
-            self.post(m.OrderNotFound(f"找不到交易 No approved sale matches {query[:32]}"))
+        if isinstance(found, str):
+            self.post(m.OrderNotFound(found))
         elif found[1] <= 0:
             self.post(m.OrderNotFound(f"已全额退款 {found[0]} is refunded in full"))
         else:
