@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hw_mocks.wechat_sandbox import WeChatSandbox
 from pos_terminal.business_day import BusinessDay
 from pos_terminal.clock import SystemClock
 from pos_terminal.config import PaymentConfig
@@ -28,6 +27,7 @@ from pos_terminal.journal import Journal, JournalWorker, Method, RowState
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatPayClient, WeChatPayError, load_merchant_json
 from pos_terminal.payments.wechat_settle import Settler
+from tests.helpers import sandbox_merchant
 
 ORDER = "T0001GARBAGE0001"
 
@@ -76,17 +76,12 @@ def _handler(reply: Reply, platform_key: object, key_id: str) -> type[BaseHTTPRe
 @pytest.fixture(scope="module")
 def garbage_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Reply]]:
     state = tmp_path_factory.mktemp("garbage")
-    sandbox = WeChatSandbox(state)  # only for its generated merchant.json and keys
-    sandbox.start()
-    sandbox.stop()
-    platform_key = wechat_sign.load_private_key(
-        (state / "sandbox_platform_private.pem").read_bytes()
-    )
-    key_id = load_merchant_json(sandbox.merchant_json).public_key_id
+    merchant_json, platform_key = sandbox_merchant(state)
+    key_id = load_merchant_json(merchant_json).public_key_id
     reply = Reply()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(reply, platform_key, key_id))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", sandbox.merchant_json, reply
+    yield f"http://127.0.0.1:{server.server_address[1]}", merchant_json, reply
     server.shutdown()
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -26,6 +24,7 @@ from hw_mocks.camera import (
 from pos_terminal.errors import DeviceError
 from pos_terminal.machine import CodeScanned, Event
 from pos_terminal.payments.codes import RepeatFilter
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -36,13 +35,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def qr_frame(code: str, seed: int = 0) -> np.ndarray:

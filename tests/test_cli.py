@@ -24,6 +24,7 @@ from pos_terminal.cli import build_parser
 from pos_terminal.journal import Journal, RowState
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatApiError, WeChatPayClient, load_merchant_json
+from tests.helpers import sandbox_merchant
 from tests.journal_rows import journal_with_sale
 
 ROOT = Path(__file__).parents[1]
@@ -357,13 +358,8 @@ def test_notify_server_starts_and_refuses_an_unsigned_post(tmp_path: Path) -> No
 def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
     tmp_path: Path,
 ) -> None:
-    sandbox = WeChatSandbox(tmp_path / "var" / "sandbox")
-    sandbox.start()
-    sandbox.stop()
-    creds = load_merchant_json(sandbox.merchant_json)
-    platform = wechat_sign.load_private_key(
-        (tmp_path / "var" / "sandbox" / "sandbox_platform_private.pem").read_bytes()
-    )
+    merchant_json, platform = sandbox_merchant(tmp_path / "var" / "sandbox")
+    creds = load_merchant_json(merchant_json)
     journal_with_sale(tmp_path / "var" / "journal.sqlite", "T1NOTIFYDAY001", amount_fen=500).close()
     config = tmp_path / "bar.yaml"  # a bar in Tokyo counting its nights until 02:00
     config.write_text(

@@ -10,7 +10,6 @@ while the next one recovers. CRASH_ROUNDS=2000 runs a long campaign.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -18,13 +17,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.flow_harness import sandbox_process
+from tests.helpers import sandbox_faults, sandbox_orders
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -41,15 +41,6 @@ MATCHES = {
     "REVERSED": {"REVOKED"},
     "DECLINED": {None},  # refused before an order existed
 }
-
-
-def _control(url: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method="POST" if data else "GET")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        result: dict[str, object] = json.load(answer)
-        return result
 
 
 def _child(work: Path, url: str, seed: int, *extra: str) -> subprocess.Popen[str]:
@@ -89,7 +80,7 @@ def _refund_in_doubt(work: Path) -> bool:
 def check_consistency(work: Path, url: str) -> int:
     """Assert the invariants after recovery; returns the number of journal rows."""
     rows = _journal(work)
-    orders = {o["out_trade_no"]: o for o in _control(url, "/sandbox/orders")["orders"]}  # type: ignore[union-attr]
+    orders = sandbox_orders(url)
     journal = {no: state for no, state, _ in rows}
     unresolved = [no for no, state in journal.items() if state not in MATCHES]
     assert not unresolved, f"rows left unresolved after recovery: {unresolved}"
@@ -117,7 +108,7 @@ REFUND_MATCHES = {
 }
 
 
-def check_refunds(work: Path, orders: dict[str, dict[str, object]]) -> None:
+def check_refunds(work: Path, orders: dict[str, dict[str, Any]]) -> None:
     """Every refund journaled first, none in doubt, none beyond what was paid."""
     db = sqlite3.connect(f"file:{work / 'journal.sqlite'}?mode=ro", uri=True)
     try:
@@ -127,7 +118,7 @@ def check_refunds(work: Path, orders: dict[str, dict[str, object]]) -> None:
     remote = {
         r["out_refund_no"]: (no, r)
         for no, order in orders.items()
-        for r in order.get("refunds", [])  # type: ignore[attr-defined]
+        for r in order.get("refunds", [])
     }
     assert "PENDING" not in journal.values(), "a refund left in doubt after recovery"
     assert not set(remote) - set(journal), "a refund reached WeChat without a journal row"
@@ -137,9 +128,9 @@ def check_refunds(work: Path, orders: dict[str, dict[str, object]]) -> None:
             f"refund {number}: journal {state}, sandbox {status}"
         )
     for no, order in orders.items():
-        live = [r for r in order.get("refunds", []) if r["status"] != "CLOSED"]  # type: ignore[attr-defined]
+        live = [r for r in order.get("refunds", []) if r["status"] != "CLOSED"]
         refunded = sum(int(r["refund_fen"]) for r in live)
-        assert refunded <= int(order["amount_total"]), f"{no}: refunded {refunded} > paid"  # type: ignore[call-overload]
+        assert refunded <= int(order["amount_total"]), f"{no}: refunded {refunded} > paid"
 
 
 @pytest.mark.timeout(max(3600, ROUNDS * 10))  # a round takes about 2.5 s
@@ -150,9 +141,9 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
         for round_no in range(ROUNDS):
             fault = rng.random()
             if fault < 0.3:  # answers held back: the child dies waiting for them
-                _control(url, "/sandbox/faults", {"delay_s": rng.uniform(0.05, 0.4)})
+                sandbox_faults(url, delay_s=rng.uniform(0.05, 0.4))
             elif fault < 0.6:  # requests held back: they land after the child died
-                _control(url, "/sandbox/faults", {"hold_s": rng.uniform(0.05, LATE_S)})
+                sandbox_faults(url, hold_s=rng.uniform(0.05, LATE_S))
                 late += 1
             child = _child(tmp_path, url, round_no)
             assert child.stdout is not None
@@ -165,7 +156,7 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
             kills += 1
             in_flight += any(state in IN_DOUBT for _, state, _ in _journal(tmp_path))
             refunding += _refund_in_doubt(tmp_path)
-            _control(url, "/sandbox/faults", {})
+            sandbox_faults(url)
             checker = _child(tmp_path, url, round_no, "--recover-only")
             out, _ = checker.communicate(timeout=120)
             assert out.strip() == "recovered", f"recovery failed:\n{_log_tail(tmp_path)}"

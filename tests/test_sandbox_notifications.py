@@ -26,6 +26,7 @@ from pos_terminal.payments.wechat import load_merchant_json
 from pos_terminal.payments.wechat_keys import PlatformKeys, looks_like_certificate_serial
 from tests.conftest import PUBLIC_KEY_ONLY, SWITCHING
 from tests.flow_harness import flow_config, running
+from tests.helpers import wait_for
 from tests.notify_receiver import Receiver, free_port, receiver_thread
 from tests.test_wechat_sandbox import Raw
 
@@ -119,13 +120,6 @@ def scripted() -> Iterator[Callable[..., Scripted]]:
     yield make
     for one in made:
         one.close()
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def paid_native(raw: Raw, out_trade_no: str, notify_url: str, total: int = 1234) -> None:

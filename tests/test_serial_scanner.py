@@ -5,23 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from drivers.serial_scanner import LineSplitter, SerialScanner, SerialScannerConfig
 from pos_terminal.machine import CodeScanned, Event
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 CODE = "134567890123456789"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 class Pty:
