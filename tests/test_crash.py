@@ -1,4 +1,5 @@
-"""Crash test: SIGKILL the terminal at random points, restart, recover, and check every payment.
+"""Crash test: SIGKILL the terminal at random moments and at every step boundary, restart,
+recover, and check every payment.
 
 The sandbox runs in its own process; the terminal runs scripted sales in a child process
 (tests/crash_terminal.py). Each round kills the child at a random moment — sometimes while the
@@ -6,6 +7,10 @@ sandbox holds answers back, so requests are in flight — then a second child on
 the journal is checked against the sandbox. In other rounds the sandbox holds requests back
 before they take effect, so that a create, reverse or close sent by the killed child lands late,
 while the next one recovers. CRASH_ROUNDS=2000 runs a long campaign.
+
+The deterministic test kills one scripted sale per scenario (a code sale, a QR sale, a reverse,
+a close, a refund) at each step boundary it crosses, by name (tests/kill_points.py: before
+send, after send, after answer, after journal write), and checks the journal after each restart.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def _child(work: Path, url: str, seed: int, *extra: str) -> subprocess.Popen[str
         return subprocess.Popen(
             [sys.executable, "-m", "tests.crash_terminal", str(work), url, str(seed), *extra],
             cwd=ROOT,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -172,3 +178,72 @@ def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> No
         f" landing late, {refunding} with a refund not yet sent or final, {rows} payments checked"
     )
     assert in_flight > 0, "no kill landed while a payment was in flight: the test proved nothing"
+
+
+# Boundaries each scenario must cross, written from the flows (tests/kill_points.py names them);
+# the trace may hold more (a note, the printed mark, the refund's follow-up).
+BOUNDARIES = ("before send", "after send", "after answer")
+MUST_CROSS = {
+    "code": [*(f"{b} create_codepay" for b in BOUNDARIES), "after journal write APPROVED"],
+    "qr": [
+        *(f"{b} create_native" for b in BOUNDARIES),
+        "after journal write QR_SHOWN",
+        *(f"{b} query" for b in BOUNDARIES),
+        "after journal write APPROVED",
+    ],
+    "reverse": [
+        "after journal write REVERSING",
+        *(f"{b} reverse" for b in BOUNDARIES),
+        "after journal write REVERSED",
+    ],
+    "close": [
+        "after journal write QR_SHOWN",
+        *(f"{b} close" for b in BOUNDARIES),
+        "after journal write CLOSED",
+    ],
+    "refund": [
+        "after journal write refund PENDING",
+        *(f"{b} create_refund" for b in BOUNDARIES),
+    ],
+}
+
+
+def _scenario_round(work: Path, url: str, scenario: str, *mode: str) -> subprocess.Popen[str]:
+    """Start a child that recovers, check the journal it recovered, then let it ring up."""
+    child = _child(work, url, 0, "--scenario", scenario, *mode)
+    assert child.stdout is not None and child.stdin is not None
+    ready = child.stdout.readline().strip()
+    assert ready == "ready", f"the terminal did not start:\n{_log_tail(work)}"
+    check_consistency(work, url)
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    return child
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("scenario", list(MUST_CROSS))
+def test_a_kill_at_every_step_boundary_loses_nothing_and_charges_nothing_twice(
+    tmp_path: Path, scenario: str
+) -> None:
+    with sandbox_process(tmp_path / "sandbox") as url:
+        tracer = _scenario_round(tmp_path, url, scenario, "--trace")
+        out, _ = tracer.communicate(timeout=60)
+        lines = out.splitlines()
+        assert lines[-1:] == ["done"], f"the traced sale failed:\n{_log_tail(tmp_path)}"
+        points = [line.removeprefix("point ") for line in lines if line.startswith("point ")]
+        missing = [p for p in MUST_CROSS[scenario] if p not in points]
+        assert not missing, f"{scenario}: boundaries never crossed: {missing} (saw {points})"
+        assert points[0] == "after journal write PENDING"  # journaled before anything is sent
+        for point in points:
+            child = _scenario_round(tmp_path, url, scenario, "--kill-at", point)
+            out, _ = child.communicate(timeout=60)
+            assert child.returncode == -signal.SIGKILL, (
+                f"{scenario}: not killed at {point!r} ({out.splitlines()[-1:]}):\n"
+                f"{_log_tail(tmp_path)}"
+            )
+        checker = _child(tmp_path, url, 0, "--recover-only")
+        out, _ = checker.communicate(timeout=120)
+        assert out.strip() == "recovered", f"recovery failed:\n{_log_tail(tmp_path)}"
+        rows = check_consistency(tmp_path, url)
+        assert rows == len(points) + 1  # one sale per kill, and the traced one
