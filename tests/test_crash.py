@@ -139,6 +139,7 @@ def check_refunds(work: Path, orders: dict[str, dict[str, Any]]) -> None:
         assert refunded <= int(order["amount_total"]), f"{no}: refunded {refunded} > paid"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(max(3600, ROUNDS * 10))  # a round takes about 2.5 s
 def test_no_payment_is_lost_or_doubled_across_random_kills(tmp_path: Path) -> None:
     rng = random.Random(20261126)

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from hw_mocks.customer import Wallet
 from hw_mocks.wechat_sandbox import WeChatSandbox
 from pos_terminal.app import open_terminal
@@ -104,6 +106,7 @@ def test_insufficient_balance_is_declined_with_the_reason(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_customer_who_never_finishes_is_reversed_at_the_deadline(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(flow_config(tmp_path, deadline=1.0)) as h:
@@ -263,6 +266,7 @@ def test_recovery_closes_unpaid_qr_orders_and_keeps_paid_ones(tmp_path: Path) ->
         sandbox.stop()
 
 
+@pytest.mark.slow
 def test_the_terminal_is_not_ready_until_wechat_answers(tmp_path: Path) -> None:
     sandbox = _external_sandbox(tmp_path)
     url, merchant_json = sandbox.base_url, sandbox.merchant_json

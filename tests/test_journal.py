@@ -134,6 +134,7 @@ def test_rows_survive_reopening(tmp_path: Path) -> None:
     second.close()
 
 
+@pytest.mark.slow
 def test_a_scanned_payment_code_is_kept_masked_and_never_whole(tmp_path: Path) -> None:
     """Through the real runtime: the scanner reads the whole code, the journal keeps 4 + 4."""
 

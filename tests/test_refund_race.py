@@ -92,6 +92,7 @@ def counted_fen(db: sqlite3.Connection) -> int:
     return int(total)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(terminal=terminal_steps, receiver=receiver_steps, waits=pauses)
 def test_refunds_never_exceed_the_sale_whatever_the_interleaving(

@@ -273,6 +273,7 @@ def test_during_the_key_switch_the_receiver_learns_the_certificate_and_accepts(
     assert read_journal(journal_path, "T0001NOTE0008") == (RowState.APPROVED, 1, [])
 
 
+@pytest.mark.slow
 def test_the_terminal_receives_its_notifications_and_a_stand_alone_receiver_takes_over(
     notifying: StartSandbox, sandbox_state_dir: Path, tmp_path: Path, journal_path: Path
 ) -> None:
@@ -316,6 +317,7 @@ def test_the_terminal_receives_its_notifications_and_a_stand_alone_receiver_take
     ]
 
 
+@pytest.mark.slow
 def test_a_refund_due_after_a_sandbox_restart_still_ends_and_is_notified(
     tmp_path: Path, http: httpx.Client, scripted: Callable[..., Scripted]
 ) -> None:
@@ -368,6 +370,7 @@ def test_a_slow_answer_is_a_failure_and_retried(
     assert second["status"] == 204 and item["state"] == "delivered"
 
 
+@pytest.mark.slow
 def test_delivery_gives_up_after_the_last_retry(
     notifying: StartSandbox, scripted: Callable[..., Scripted]
 ) -> None:

@@ -78,6 +78,7 @@ async def test_the_scanner_is_reopened_after_it_is_unplugged(pty: Pty, tmp_path:
     assert posted == [CodeScanned("111111111111111111"), CodeScanned("122222222222222222")]
 
 
+@pytest.mark.slow
 async def test_a_worker_that_raises_is_reported_restarted_and_reads_on(pty: Pty) -> None:
     posted: list[Event] = []
     notices: list[tuple[str, str]] = []
