@@ -257,14 +257,16 @@ class EscposPrinter:
         pauses = Backoff(
             first_s=self.config.reconnect_min_s, max_s=self.config.reconnect_max_s
         ).pauses()
+        pause = next(pauses)
         while self._device is None and self._executor is not None:
-            await asyncio.sleep(next(pauses))
+            await asyncio.sleep(pause)
             if self._device is not None:
                 return
             try:
                 await self._connect()
             except DeviceError as exc:
-                log.debug("%s; trying again", exc)
+                pause = next(pauses)
+                log.debug("%s; next try in %.1f s", exc, pause)
 
 
 # ---------------------------------------------------------------------- worker thread only

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import sys
@@ -175,6 +176,10 @@ if __name__ == "__main__":
     mode.add_argument("--trace", action="store_true")
     mode.add_argument("--kill-at")
     args = parser.parse_args()
+    # to the parent's child.log: when a round fails, its tail says what the terminal was doing
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {os.getpid()} %(levelname)s %(name)s %(message)s"
+    )
     asyncio.run(
         main(args.work, args.sandbox_url, args.seed, args.recover_only, args.scenario, args.kill_at)
     )
