@@ -7,14 +7,20 @@ NODE_SDK := tests/node_interop/node_modules/.package-lock.json
 # pip shows setuptools' "Editable installation" banner on every editable install as a warning:
 # that one warning is silenced; errors and any other warning still show
 PIP_INSTALL := $(BIN)/python -W "ignore:Editable installation" -m pip install -q
+# pytest-xdist workers: one per core (`make test TEST_WORKERS=0` runs in this process)
+TEST_WORKERS ?= auto
 
-.PHONY: run test demo bench lint diagram sandbox clean node-sdk
+.PHONY: run test test-fast demo bench lint diagram sandbox clean node-sdk
 
 run: $(STAMP)
 	$(BIN)/pos-terminal run --config config/terminal.yaml
 
 test: $(STAMP) node-sdk
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+# the quick subset while working: everything but the tests marked slow
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 demo: $(STAMP)
 	$(BIN)/pos-terminal demo --config config/terminal.yaml

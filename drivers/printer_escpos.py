@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from pos_terminal.config_fields import bounds
 from pos_terminal.errors import DeviceError
 from pos_terminal.ports import Backend, Notice, PaperStatus, PrinterSettings
+from pos_terminal.retry import Backoff
 from pos_terminal.supervision import Restart, supervise_task
 
 if TYPE_CHECKING:
@@ -254,16 +255,19 @@ class EscposPrinter:
             )
 
     async def _reconnect_loop(self) -> None:
-        delay = self.config.reconnect_min_s
+        pauses = Backoff(
+            first_s=self.config.reconnect_min_s, max_s=self.config.reconnect_max_s
+        ).pauses()
+        pause = next(pauses)
         while self._device is None and self._executor is not None:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(pause)
             if self._device is not None:
                 return
             try:
                 await self._connect()
             except DeviceError as exc:
-                log.debug("%s; next try in %.1f s", exc, delay)
-                delay = min(delay * 2, self.config.reconnect_max_s)
+                pause = next(pauses)
+                log.debug("%s; next try in %.1f s", exc, pause)
 
 
 # ---------------------------------------------------------------------- worker thread only

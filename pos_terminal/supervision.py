@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pos_terminal.ports import Notice
+from pos_terminal.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ class Restart:
     first_s: float
     max_s: float
     healthy_s: float
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(first_s=self.first_s, max_s=self.max_s)
 
 
 def worker_thread(
@@ -122,13 +127,13 @@ class _Failures:
         self._device = device
         self._notice = notice
         self._restart = restart
-        self._delay = 0.0  # the last restart delay; 0 while the worker is not failing
+        self._delay: float | None = None  # the last restart delay; None while not failing
 
     def failed(self, exc: Exception, ran_s: float) -> float:
         """Log and report a failure after the worker ran `ran_s`; returns the restart delay."""
         r = self._restart
-        first = self._delay == 0.0 or ran_s >= r.healthy_s
-        self._delay = r.first_s if first else min(self._delay * 2, r.max_s)
+        first = self._delay is None or ran_s >= r.healthy_s
+        self._delay = r.backoff.after(None if first else self._delay)
         reason = _one_line(exc)
         if first:  # the traceback once per run of failures; repeats get one line each
             log.error("%s failed; restarting in %.1f s", self._device, self._delay, exc_info=exc)

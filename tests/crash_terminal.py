@@ -4,20 +4,30 @@
 unique amount from a counter file, so the parent can tell one customer's sale from another's.
 Some sales are refunded right after. With --recover-only it starts (which resolves the
 journal), prints `recovered`, and exits.
+
+`... --scenario NAME (--trace | --kill-at POINT)` starts (recovering the journal), prints
+`ready`, waits for `go` on stdin while the parent checks the journal, then rings up one sale of
+that scenario: with --trace it prints `point NAME` for each step boundary reached (see
+tests/kill_points.py) and `done`; with --kill-at it dies by SIGKILL at that boundary, or prints
+`survived` when the sale never reached it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hw_mocks.customer import Wallet
 from pos_terminal.machine import Phase
 from pos_terminal.ports import Key
 from tests.flow_harness import Harness, flow_config, running
+from tests.kill_points import KillPoints
 
 BASE_AMOUNT_FEN = 10_000
 
@@ -67,22 +77,87 @@ async def qr_sale(h: Harness, rng: random.Random, amount: int) -> None:
     await h.result()
 
 
+async def paid_by_code(h: Harness, amount: int) -> None:
+    await h.ring_up(str(amount))
+    h.scanner.scan(await h.customer.present_code(Wallet.PAID))
+    await h.result()
+
+
+async def paid_by_qr(h: Harness, amount: int) -> None:
+    await h.ring_up(str(amount))
+    assert await h.customer.pay_qr(await h.show_qr())
+    await h.result()
+
+
+async def reversed_at_the_deadline(h: Harness, amount: int) -> None:
+    await h.ring_up(str(amount))
+    h.scanner.scan(await h.customer.present_code(Wallet.NEVER))
+    await h.result()
+
+
+async def closed_by_cancel(h: Harness, amount: int) -> None:
+    await h.ring_up(str(amount))
+    await h.show_qr()
+    h.keypad.press(Key.CANCEL)
+    await h.result()
+
+
+async def paid_then_refunded(h: Harness, amount: int) -> None:
+    await paid_by_code(h, amount)
+    sale = h.terminal.runtime.state.last_sale
+    assert sale is not None
+    await h.terminal.runtime.refunds.refund(sale.out_trade_no, amount, "crash test")
+
+
+SCENARIOS: dict[str, Callable[[Harness, int], Awaitable[None]]] = {
+    "code": paid_by_code,
+    "qr": paid_by_qr,
+    "reverse": reversed_at_the_deadline,
+    "close": closed_by_cancel,
+    "refund": paid_then_refunded,
+}
+SETTLE_S = 0.5  # after the sale: its receipt prints, a refund's end is asked
+
+
 REVERSE_MIN_DELAY_S = 1.0  # above the longest late delivery of the crash test
 
 
-async def main(work: Path, sandbox_url: str, seed: int, recover_only: bool) -> None:
+async def one_scenario(h: Harness, work: Path, name: str, kill_at: str | None) -> None:
+    """Ring up one sale of scenario `name`, killed at `kill_at` or tracing every boundary."""
+    points = KillPoints(report=lambda point: print(f"point {point}", flush=True))
+    points.install(h.terminal.runtime.payments.settler.client, h.terminal.runtime.journal)
+    go = await asyncio.to_thread(sys.stdin.readline)
+    assert go.strip() == "go", go
+    if kill_at is not None:
+        points.arm(kill_at)
+    await SCENARIOS[name](h, next_amount(work / "counter"))
+    await asyncio.sleep(SETTLE_S)
+    print("done" if kill_at is None else "survived", flush=True)
+
+
+async def main(
+    work: Path,
+    sandbox_url: str,
+    seed: int,
+    recover_only: bool,
+    scenario: str | None = None,
+    kill_at: str | None = None,
+) -> None:
     config = flow_config(
         work,
         sandbox_url=sandbox_url,
         merchant_json=work / "sandbox" / "merchant.json",
         deadline=1.0,
-        reverse_min_delay=REVERSE_MIN_DELAY_S,
+        # a killed scenario leaves no request on the wire: the bound on late delivery is moot
+        reverse_min_delay=REVERSE_MIN_DELAY_S if scenario is None else 0.3,
     )
     rng = random.Random(seed)
     async with running(config, sandbox_url=sandbox_url) as h:
         print("recovered" if recover_only else "ready", flush=True)
         if recover_only:
             return
+        if scenario is not None:
+            return await one_scenario(h, work, scenario, kill_at)
         while True:
             amount = next_amount(work / "counter")
             await rng.choice([code_sale, qr_sale])(h, rng, amount)
@@ -96,5 +171,15 @@ if __name__ == "__main__":
     parser.add_argument("sandbox_url")
     parser.add_argument("seed", type=int)
     parser.add_argument("--recover-only", action="store_true")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS))
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--trace", action="store_true")
+    mode.add_argument("--kill-at")
     args = parser.parse_args()
-    asyncio.run(main(args.work, args.sandbox_url, args.seed, args.recover_only))
+    # to the parent's child.log: when a round fails, its tail says what the terminal was doing
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {os.getpid()} %(levelname)s %(name)s %(message)s"
+    )
+    asyncio.run(
+        main(args.work, args.sandbox_url, args.seed, args.recover_only, args.scenario, args.kill_at)
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -26,6 +24,7 @@ from hw_mocks.camera import (
 )
 from pos_terminal.errors import DeviceError
 from pos_terminal.ports import CodeRead, DeviceEvent
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -36,13 +35,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def qr_frame(code: str, seed: int = 0) -> np.ndarray:
@@ -126,6 +118,7 @@ class FlakyCamera(MockCamera):
         return super().read()
 
 
+@pytest.mark.slow
 async def test_a_capture_thread_that_raises_is_reported_and_restarted() -> None:
     first, second = payment_code(9), payment_code(10)
     camera = FlakyCamera([qr_frame(first)] * 2 + [qr_frame(second)] * 5)
@@ -158,6 +151,7 @@ class BrokenOnceDecoder:
         return self._real.decode(grey)
 
 
+@pytest.mark.slow
 async def test_a_decode_thread_that_raises_is_reported_and_restarted() -> None:
     qr_code, bar_code = payment_code(11), payment_code(12)
     frames = [qr_frame(qr_code)] * 30 + [frame(render_code128(bar_code, 3))] * 10
@@ -245,6 +239,7 @@ def test_the_repeat_filter_drops_a_code_seen_within_the_window() -> None:
     assert seen.accept("1", 8.0)
 
 
+@pytest.mark.slow
 async def test_a_camera_that_stops_giving_frames_is_reopened() -> None:
     code = payment_code(7)
     camera = MockCamera([])  # unplugged: every read fails

@@ -24,6 +24,7 @@ from pos_terminal.cli import build_parser
 from pos_terminal.journal import Journal, RowState
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatApiError, WeChatPayClient, load_merchant_json
+from tests.helpers import sandbox_merchant
 from tests.journal_rows import journal_with_sale
 
 ROOT = Path(__file__).parents[1]
@@ -117,6 +118,7 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert result.stdout == f"pos-terminal {importlib.metadata.version('pos-terminal')}\n"
 
 
+@pytest.mark.slow
 def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     proc = cli(
         "run", "--headless", "--config", str(ROOT / "config" / "terminal.yaml"), cwd=tmp_path
@@ -147,6 +149,7 @@ def headless_terminal(cwd: Path) -> Iterator[subprocess.Popen[str]]:
     assert proc.returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("second", "advice"),
     [
@@ -266,6 +269,7 @@ def test_sandbox_takes_a_loopback_notify_url_only_with_its_option(tmp_path: Path
             proc.communicate(timeout=30)
 
 
+@pytest.mark.slow
 def test_demo_runs_three_sales_and_exits_zero(tmp_path: Path) -> None:
     result = subprocess.run(
         [
@@ -338,6 +342,7 @@ def test_diagram_prints_mermaid() -> None:
     assert result.returncode == 0 and result.stdout.startswith("stateDiagram-v2")
 
 
+@pytest.mark.slow
 def test_notify_server_starts_and_refuses_an_unsigned_post(tmp_path: Path) -> None:
     sandbox = WeChatSandbox(tmp_path / "var" / "sandbox")
     sandbox.start()  # writes the merchant.json the laptop config points at
@@ -355,16 +360,12 @@ def test_notify_server_starts_and_refuses_an_unsigned_post(tmp_path: Path) -> No
     assert proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
     tmp_path: Path,
 ) -> None:
-    sandbox = WeChatSandbox(tmp_path / "var" / "sandbox")
-    sandbox.start()
-    sandbox.stop()
-    creds = load_merchant_json(sandbox.merchant_json)
-    platform = wechat_sign.load_private_key(
-        (tmp_path / "var" / "sandbox" / "sandbox_platform_private.pem").read_bytes()
-    )
+    merchant_json, platform = sandbox_merchant(tmp_path / "var" / "sandbox")
+    creds = load_merchant_json(merchant_json)
     journal_with_sale(tmp_path / "var" / "journal.sqlite", "T1NOTIFYDAY001", amount_fen=500).close()
     config = tmp_path / "bar.yaml"  # a bar in Tokyo counting its nights until 02:00
     config.write_text(

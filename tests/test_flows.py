@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from hw_mocks.customer import Wallet
 from hw_mocks.wechat_sandbox import WeChatSandbox
 from pos_terminal.app import open_terminal
@@ -15,6 +17,7 @@ from pos_terminal.journal import FINAL_STATES, Journal, Method, RowState
 from pos_terminal.machine import Phase
 from pos_terminal.ports import Key, PaperStatus
 from tests.flow_harness import flow_config, running
+from tests.helpers import sandbox_control
 
 
 def test_native_sale_paid_by_the_customer_is_journaled_and_printed(tmp_path: Path) -> None:
@@ -104,6 +107,7 @@ def test_insufficient_balance_is_declined_with_the_reason(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_customer_who_never_finishes_is_reversed_at_the_deadline(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(flow_config(tmp_path, deadline=1.0)) as h:
@@ -263,6 +267,7 @@ def test_recovery_closes_unpaid_qr_orders_and_keeps_paid_ones(tmp_path: Path) ->
         sandbox.stop()
 
 
+@pytest.mark.slow
 def test_the_terminal_is_not_ready_until_wechat_answers(tmp_path: Path) -> None:
     sandbox = _external_sandbox(tmp_path)
     url, merchant_json = sandbox.base_url, sandbox.merchant_json
@@ -428,5 +433,32 @@ def test_scanning_an_old_receipt_while_idle_reprints_it(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
             assert list(h.printer.names) == [*first, f"{first[0]}-reprint"]
             assert "￥1.11" in "\n".join(h.printer.last.lines)  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+
+
+def test_a_native_create_answered_429_is_tried_three_times_then_the_order_is_closed(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running(flow_config(tmp_path)) as h:
+            for _ in range(5):  # more refusals queued than the terminal may try
+                answer = sandbox_control(
+                    h.sandbox_url,
+                    "POST",
+                    "/sandbox/faults/next",
+                    {"method": "POST", "path": "/v3/pay/transactions/native", "rate_limited": True},
+                )
+                assert answer.status_code == 200, answer.text
+            await h.ring_up("1500")
+            h.keypad.press(Key.QR)
+            state = await h.result()
+            assert state.phase is Phase.DECLINED
+            [row] = await h.rows()
+            events = await h.terminal.runtime.journal(lambda j: j.events(row.id))
+            notes = [note for _, _, note in events]
+            assert notes.count("create: outcome unknown (FREQUENCY_LIMITED)") == 3
+            assert row.state is RowState.CLOSED
+            assert await h.remote(row.out_trade_no) == "absent"
 
     asyncio.run(scenario())

@@ -84,6 +84,7 @@ async def wait_remote(h: Harness, out_trade_no: str, state: str, timeout: float 
 # ---------------------------------------------------------------- a payment just before a reverse
 
 
+@pytest.mark.slow
 def test_a_payment_that_lands_while_a_cancel_waits_to_reverse_is_an_approved_sale(
     tmp_path: Path, sandbox: WeChatSandbox
 ) -> None:
@@ -108,6 +109,7 @@ def test_a_payment_that_lands_while_a_cancel_waits_to_reverse_is_an_approved_sal
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_payment_that_lands_after_a_restart_is_approved_not_reversed(
     tmp_path: Path, sandbox: WeChatSandbox
 ) -> None:
@@ -135,6 +137,7 @@ def test_a_payment_that_lands_after_a_restart_is_approved_not_reversed(
 # ---------------------------------------------------------------- late deliveries
 
 
+@pytest.mark.slow
 def test_a_reverse_still_on_the_wire_at_a_crash_is_completed_never_approved(
     tmp_path: Path, sandbox: WeChatSandbox
 ) -> None:
@@ -169,6 +172,7 @@ def test_a_reverse_still_on_the_wire_at_a_crash_is_completed_never_approved(
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_qr_order_created_late_after_a_crash_is_closed_before_the_row_says_closed(
     tmp_path: Path, sandbox: WeChatSandbox
 ) -> None:
@@ -252,6 +256,7 @@ def test_a_paid_order_whose_reverse_was_decided_but_expired_is_approved_for_a_su
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_reverse_refused_while_the_customer_is_paying_is_asked_again(
     tmp_path: Path, sandbox: WeChatSandbox
 ) -> None:
@@ -315,6 +320,7 @@ def _heal(journal: Path) -> None:
         db.execute("DROP TRIGGER test_fault")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("pay", "failing", "outcome", "remote"),
     [

@@ -65,6 +65,7 @@ def run_sdk(command: list[str], sandbox: WeChatSandbox) -> dict[str, Any]:
     return summary
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key_modes", [PUBLIC_KEY_ONLY, SWITCHING], ids=["public_key", "switching"])
 def test_the_node_sdk_pays_closes_and_refunds_verifying_every_answer(
     node_script: list[str],

@@ -27,6 +27,7 @@ SALES = 12  # every third paid by payment code (never notified), the rest by QR
 REFUNDED = 4
 
 
+@pytest.mark.slow
 def test_the_terminal_and_its_receiver_write_at_once_and_every_row_agrees_with_wechat(
     start_sandbox: Callable[..., WeChatSandbox], tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from hw_mocks.wechat_sandbox import WeChatSandbox, notify
+from hw_mocks.wechat_sandbox import notify
 from pos_terminal.journal import Journal, Method, PaymentRow, RowState
 from pos_terminal.payments import wechat_sign
 from pos_terminal.payments.wechat import WeChatCredentials, load_merchant_json
+from tests.helpers import sandbox_merchant
 from tests.notify_receiver import Receiver, receiver_thread
 
 Keys = tuple[WeChatCredentials, object]  # our credentials, the platform (WeChat) private key
@@ -24,13 +25,8 @@ TXN = "4200000000202611260000000001"
 
 @pytest.fixture
 def keys(sandbox_state_dir: Path) -> tuple[WeChatCredentials, object]:
-    sandbox = WeChatSandbox(sandbox_state_dir)
-    sandbox.start()
-    sandbox.stop()
-    platform = wechat_sign.load_private_key(
-        (sandbox_state_dir / "sandbox_platform_private.pem").read_bytes()
-    )
-    return load_merchant_json(sandbox.merchant_json), platform
+    merchant_json, platform = sandbox_merchant(sandbox_state_dir)
+    return load_merchant_json(merchant_json), platform
 
 
 @pytest.fixture

@@ -205,6 +205,7 @@ def chunked(size: int) -> bytes:
 OVERSIZED = 64 * 1024 + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("request_bytes", "expected"),
     [
@@ -251,6 +252,7 @@ def test_a_body_past_64_kib_is_never_read_whatever_the_framing_says(
     assert sent < 32 * MB  # the server stopped taking bytes, it did not swallow them
 
 
+@pytest.mark.slow
 def test_idle_and_slowloris_connections_are_closed_after_the_request_timeout(
     server: Server,
 ) -> None:
@@ -298,6 +300,7 @@ def test_connections_over_the_limit_are_closed_at_once_and_service_resumes(
     assert status == 204 and server.state_of(order) is RowState.APPROVED
 
 
+@pytest.mark.slow
 def test_good_notifications_are_answered_within_5_s_while_hostile_clients_keep_at_it(
     server: Server,
 ) -> None:

@@ -8,7 +8,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from drivers.printer_escpos import (
 )
 from pos_terminal.config_schema import NodeReader
 from pos_terminal.errors import ConfigError, DeviceError
+from tests.helpers import eventually, wait_for
 
 FAST = {"status_timeout_s": 0.1, "reconnect_min_s": 0.02, "reconnect_max_s": 0.05, "timeout_s": 1.0}
 PATIENCE_S = 10.0  # deadline for things that take milliseconds, generous for a loaded machine
@@ -95,26 +96,6 @@ def network_config(port: int, **changes: object) -> EscposPrinterConfig:
     return EscposPrinterConfig(
         connection="network", host="127.0.0.1", port=port, **{**FAST, **changes}
     )  # type: ignore[arg-type]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = PATIENCE_S) -> bool:
-    """Poll `condition` from a thread (blocking) until true or `timeout`; its final value."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = PATIENCE_S) -> bool:
-    """Like `wait_for`, but lets the event loop (and the driver's reconnect task) run."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 @pytest.mark.parametrize(
@@ -214,7 +195,7 @@ def test_printer_that_goes_away_fails_the_job_then_reconnects_when_back() -> Non
             await printer.print_job("before", b"one\n")
             # print_job returns once the kernel has the bytes; a printer switched off before
             # reading them loses them, so let it read the job first
-            assert await eventually(lambda: b"one\n" in first.received)
+            await eventually(lambda: b"one\n" in first.received)
             first.stop()
             deadline = time.monotonic() + PATIENCE_S
             with pytest.raises(DeviceError, match=f"127.0.0.1:{port}"):
@@ -226,9 +207,9 @@ def test_printer_that_goes_away_fails_the_job_then_reconnects_when_back() -> Non
             second = FakeNetworkPrinter(port)
             try:
                 # the background reconnect (backoff capped at 0.05 s) finds it, no job needed
-                assert await eventually(lambda: printer.connected)
+                await eventually(lambda: printer.connected)
                 await printer.print_job("after", b"two\n")
-                assert await eventually(lambda: b"two\n" in second.received)
+                await eventually(lambda: b"two\n" in second.received)
             finally:
                 second.stop()
 

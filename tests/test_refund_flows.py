@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hw_mocks.customer import Wallet
@@ -22,6 +21,7 @@ from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.machine import Phase
 from pos_terminal.ports import Key
 from tests.flow_harness import Harness, flow_config, running
+from tests.helpers import sandbox_order
 
 REFUNDS = "/v3/refund/domestic/refunds"
 
@@ -49,8 +49,7 @@ async def sell(h: Harness, digits: str) -> str:
 
 
 def remote_refunds(sandbox: WeChatSandbox, out_trade_no: str) -> list[dict[str, object]]:
-    view = httpx.get(f"{sandbox.base_url}/sandbox/orders/{out_trade_no}", timeout=5).json()
-    return list(view["refunds"])
+    return list(sandbox_order(sandbox.base_url, out_trade_no)["refunds"])
 
 
 def test_a_full_refund_succeeds_and_is_journaled(tmp_path: Path, sandbox: WeChatSandbox) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from hw_mocks.customer import Wallet
 from pos_terminal.journal import RowState
 from pos_terminal.machine import Phase
@@ -12,6 +14,7 @@ from pos_terminal.ports import PaperStatus
 from tests.flow_harness import flow_config, running
 
 
+@pytest.mark.slow
 def test_a_printer_watch_that_dies_is_shown_restarted_and_prints_again(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(flow_config(tmp_path)) as h:

@@ -18,7 +18,6 @@ import pytest
 
 from hw_mocks.wechat_sandbox import NotifySettings, WeChatSandbox
 from hw_mocks.wechat_sandbox.keys import load_or_create
-from hw_mocks.wechat_sandbox.notify import RETRY_SCHEDULE_S
 from pos_terminal.journal import Journal, Method, RowState
 from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.notify_server import certificate_refresh
@@ -26,10 +25,14 @@ from pos_terminal.payments.wechat import load_merchant_json
 from pos_terminal.payments.wechat_keys import PlatformKeys, looks_like_certificate_serial
 from tests.conftest import PUBLIC_KEY_ONLY, SWITCHING
 from tests.flow_harness import flow_config, running
+from tests.helpers import wait_for
 from tests.notify_receiver import Receiver, free_port, receiver_thread
 from tests.test_wechat_sandbox import Raw
 
 NATIVE = "/v3/pay/transactions/native"
+# WeChat's published retry spacing after a failed delivery: 15 s, 15 s, 30 s, 3 min, 10 min,
+# 20 min, 30 min x3, 1 h, 3 h x3, 6 h x2, then it gives up
+WECHAT_RETRIES_S = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, *[10800] * 3, *[21600] * 2)
 REFUNDS = "/v3/refund/domestic/refunds"
 StartSandbox = Callable[..., Raw]
 
@@ -119,13 +122,6 @@ def scripted() -> Iterator[Callable[..., Scripted]]:
     yield make
     for one in made:
         one.close()
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def paid_native(raw: Raw, out_trade_no: str, notify_url: str, total: int = 1234) -> None:
@@ -279,6 +275,7 @@ def test_during_the_key_switch_the_receiver_learns_the_certificate_and_accepts(
     assert read_journal(journal_path, "T0001NOTE0008") == (RowState.APPROVED, 1, [])
 
 
+@pytest.mark.slow
 def test_the_terminal_receives_its_notifications_and_a_stand_alone_receiver_takes_over(
     notifying: StartSandbox, sandbox_state_dir: Path, tmp_path: Path, journal_path: Path
 ) -> None:
@@ -322,6 +319,7 @@ def test_the_terminal_receives_its_notifications_and_a_stand_alone_receiver_take
     ]
 
 
+@pytest.mark.slow
 def test_a_refund_due_after_a_sandbox_restart_still_ends_and_is_notified(
     tmp_path: Path, http: httpx.Client, scripted: Callable[..., Scripted]
 ) -> None:
@@ -358,8 +356,8 @@ def test_failed_deliveries_are_retried_on_the_official_schedule(
     assert item["state"] == "delivered" and item["failures"] == 3
     assert [a["status"] for a in item["attempts"]] == [500, 503, 404, 204]
     gaps = [later - earlier for earlier, later in pairwise(target.arrivals)]
-    for gap, step in zip(gaps, RETRY_SCHEDULE_S, strict=False):
-        assert gap >= step * 0.01 * 0.9, (gaps, RETRY_SCHEDULE_S[:3])  # never sooner
+    for gap, step in zip(gaps, WECHAT_RETRIES_S, strict=False):
+        assert gap >= step * 0.01 * 0.9, (gaps, WECHAT_RETRIES_S[:3])  # never sooner
 
 
 def test_a_slow_answer_is_a_failure_and_retried(
@@ -374,6 +372,7 @@ def test_a_slow_answer_is_a_failure_and_retried(
     assert second["status"] == 204 and item["state"] == "delivered"
 
 
+@pytest.mark.slow
 def test_delivery_gives_up_after_the_last_retry(
     notifying: StartSandbox, scripted: Callable[..., Scripted]
 ) -> None:
@@ -382,7 +381,7 @@ def test_delivery_gives_up_after_the_last_retry(
     paid_native(raw, "T0001NOTE0007", target.url)
     [item] = settled(raw, 1)
     assert item["state"] == "given_up"
-    assert len(item["attempts"]) == 1 + len(RETRY_SCHEDULE_S) == len(target.arrivals)
+    assert len(item["attempts"]) == 1 + len(WECHAT_RETRIES_S) == len(target.arrivals)
 
 
 def test_notifications_are_off_unless_asked_for(sandbox: WeChatSandbox) -> None:

@@ -5,23 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from drivers.serial_scanner import LineSplitter, SerialScanner, SerialScannerConfig
 from pos_terminal.ports import CodeRead, DeviceEvent
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.anyio
 CODE = "134567890123456789"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 class Pty:
@@ -84,6 +78,7 @@ async def test_the_scanner_is_reopened_after_it_is_unplugged(pty: Pty, tmp_path:
     assert posted == [CodeRead("111111111111111111"), CodeRead("122222222222222222")]
 
 
+@pytest.mark.slow
 async def test_a_worker_that_raises_is_reported_restarted_and_reads_on(pty: Pty) -> None:
     posted: list[DeviceEvent] = []
     notices: list[tuple[str, str]] = []

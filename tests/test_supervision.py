@@ -5,20 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
 from pos_terminal.supervision import Restart, supervise_task, supervise_thread, worker_thread
+from tests.helpers import wait_for
 
 FAST = Restart(first_s=0.05, max_s=0.2, healthy_s=0.3)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 class Notices:

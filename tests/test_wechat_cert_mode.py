@@ -341,6 +341,7 @@ def test_garbage_bytes_raise_only_certificate_errors(body: bytes) -> None:
     assert isinstance(outcome, CertificateError) or outcome == []
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(JSON, st.booleans())
 def test_any_json_raises_only_certificate_errors(value: object, wrapped: bool) -> None:

@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,6 +34,7 @@ from pos_terminal.payments.wechat import (
     parse_transaction,
 )
 from tests.conftest import SWITCHING
+from tests.helpers import sandbox_control
 
 pytestmark = pytest.mark.anyio
 
@@ -68,16 +68,11 @@ async def _native(
     )
 
 
-def _control(sandbox: WeChatSandbox, method: str, path: str, body: Any = None) -> httpx.Response:
-    with httpx.Client(timeout=5, verify=False) as http:  # plain HTTP: skip loading CA certificates
-        return http.request(method, sandbox.base_url + path, json=body)
-
-
 def _wallet(sandbox: WeChatSandbox, scenario: str, delay_s: float | None = None) -> str:
     body: dict[str, Any] = {"scenario": scenario}
     if delay_s is not None:
         body["delay_s"] = delay_s
-    answer = _control(sandbox, "POST", "/sandbox/payment-codes", body)
+    answer = sandbox_control(sandbox.base_url, "POST", "/sandbox/payment-codes", body)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["auth_code"])
 
@@ -110,7 +105,7 @@ async def test_native_order_is_unpaid_until_the_customer_scans(
     assert (tx.transaction_id, tx.payer_openid, tx.success_time, tx.payer_total_fen) == (None,) * 4
     assert tx.amount_total_fen == 100
 
-    scan = _control(sandbox, "POST", "/sandbox/scan", {"code_url": code_url})
+    scan = sandbox_control(sandbox.base_url, "POST", "/sandbox/scan", {"code_url": code_url})
     assert scan.json() == {"out_trade_no": "N0000001", "trade_state": "SUCCESS"}
     tx = await wechat_client.query(out_trade_no="N0000001")
     assert tx.trade_state is TradeState.SUCCESS
@@ -148,7 +143,7 @@ async def test_scan_after_time_expire_fails(
     )
     code_url = await _native(wechat_client, time_expire=expire)
     sandbox_clock.advance(61)
-    answer = _control(sandbox, "POST", "/sandbox/scan", {"code_url": code_url})
+    answer = sandbox_control(sandbox.base_url, "POST", "/sandbox/scan", {"code_url": code_url})
     assert answer.status_code == 400
     assert (await wechat_client.query(out_trade_no="N0000001")).trade_state is TradeState.NOTPAY
 
@@ -158,7 +153,12 @@ async def test_a_code_url_is_payable_for_two_hours_at_most(
 ) -> None:
     code_url = await _native(wechat_client)
     sandbox_clock.advance(2 * 3600 + 1)
-    assert _control(sandbox, "POST", "/sandbox/scan", {"code_url": code_url}).status_code == 400
+    assert (
+        sandbox_control(
+            sandbox.base_url, "POST", "/sandbox/scan", {"code_url": code_url}
+        ).status_code
+        == 400
+    )
 
 
 async def test_time_expire_must_be_timezone_aware(wechat_client: WeChatPayClient) -> None:
@@ -173,7 +173,12 @@ async def test_closing_an_unpaid_native_order_is_idempotent_and_stops_payment(
     await wechat_client.close(out_trade_no="N0000001")
     await wechat_client.close(out_trade_no="N0000001")
     assert (await wechat_client.query(out_trade_no="N0000001")).trade_state is TradeState.CLOSED
-    assert _control(sandbox, "POST", "/sandbox/scan", {"code_url": code_url}).status_code == 400
+    assert (
+        sandbox_control(
+            sandbox.base_url, "POST", "/sandbox/scan", {"code_url": code_url}
+        ).status_code
+        == 400
+    )
     with pytest.raises(WeChatApiError) as err:
         await _native(wechat_client)
     assert err.value.code == "ORDER_CLOSED"
@@ -183,8 +188,13 @@ async def test_closing_a_paid_order_is_orderpaid(
     wechat_client: WeChatPayClient, sandbox: WeChatSandbox
 ) -> None:
     code_url = await _native(wechat_client)
-    _control(sandbox, "POST", "/sandbox/scan", {"code_url": code_url})
-    assert _control(sandbox, "POST", "/sandbox/scan", {"code_url": code_url}).status_code == 400
+    sandbox_control(sandbox.base_url, "POST", "/sandbox/scan", {"code_url": code_url})
+    assert (
+        sandbox_control(
+            sandbox.base_url, "POST", "/sandbox/scan", {"code_url": code_url}
+        ).status_code
+        == 400
+    )
     with pytest.raises(WeChatApiError) as err:
         await wechat_client.close(out_trade_no="N0000001")
     assert err.value.normalized_code == "ORDERPAID"
@@ -365,7 +375,7 @@ async def test_reversing_a_paid_order_returns_the_money_and_is_idempotent(
     await wechat_client.reverse(out_trade_no="C0000001")
     await wechat_client.reverse(out_trade_no="C0000001")
     assert (await wechat_client.query(out_trade_no="C0000001")).trade_state is TradeState.REVOKED
-    view = _control(sandbox, "GET", "/sandbox/orders/C0000001").json()
+    view = sandbox_control(sandbox.base_url, "GET", "/sandbox/orders/C0000001").json()
     assert view["trade_state"] == "REVOKED" and view["refunded"] is True
     with pytest.raises(WeChatApiError) as err:
         await _pay_code(wechat_client, 100, CODE)
@@ -562,7 +572,10 @@ async def test_a_read_timeout_is_maybe_sent_and_not_retried(
             await _pay_code(client, 100, CODE)
     assert err.value.maybe_sent is True
     sandbox.set_faults(Faults())
-    assert _control(sandbox, "GET", "/sandbox/orders/C0000001").json()["trade_state"] == "SUCCESS"
+    assert (
+        sandbox_control(sandbox.base_url, "GET", "/sandbox/orders/C0000001").json()["trade_state"]
+        == "SUCCESS"
+    )
 
 
 async def test_a_dropped_connection_is_maybe_sent(

@@ -26,6 +26,7 @@ from pos_terminal.payments.wechat import (
     parse_refund,
 )
 from pos_terminal.payments.wechat_refund import FOLLOW_MAX_SPACING_S, FollowSchedule
+from tests.helpers import sandbox_order
 from tests.test_wechat_sandbox import Raw
 
 REFUNDS = "/v3/refund/domestic/refunds"
@@ -62,14 +63,6 @@ async def _refused(client: WeChatPayClient, no: str, fen: int, **kw: Any) -> WeC
     with pytest.raises(WeChatApiError) as caught:
         await _refund(client, no, fen, **kw)
     return caught.value
-
-
-def _view(sandbox: WeChatSandbox, out_trade_no: str = "C0000001") -> dict[str, Any]:
-    with httpx.Client(timeout=5, verify=False) as http:
-        answer = http.get(f"{sandbox.base_url}/sandbox/orders/{out_trade_no}")
-    assert answer.status_code == 200, answer.text
-    view: dict[str, Any] = answer.json()
-    return view
 
 
 @pytest.fixture
@@ -115,7 +108,7 @@ async def test_a_full_refund_is_processing_then_success_after_the_delay(
     assert done.refund_id == created.refund_id and done.success_time is not None
     order = await wechat_client.query(out_trade_no="C0000001")
     assert order.trade_state is TradeState.REFUND
-    view = _view(sandbox)
+    view = sandbox_order(sandbox.base_url, "C0000001")
     assert view["trade_state"] == "REFUND" and view["refunded"] is False
     assert [(r["out_refund_no"], r["status"]) for r in view["refunds"]] == [("R0000001", "SUCCESS")]
 
@@ -135,7 +128,9 @@ async def test_partial_refunds_never_add_up_past_the_paid_amount(
     assert "可退金额" in too_much.message
     for no in ("R0000001", "R0000002"):
         assert (await wechat_client.query_refund(out_refund_no=no)).status is RefundStatus.SUCCESS
-    assert sum(r["refund_fen"] for r in _view(sandbox)["refunds"]) == 1000
+    assert (
+        sum(r["refund_fen"] for r in sandbox_order(sandbox.base_url, "C0000001")["refunds"]) == 1000
+    )
 
 
 @pytest.mark.anyio
@@ -150,7 +145,9 @@ async def test_a_refund_answered_500_after_commit_is_the_same_refund_on_retry(
     found = await wechat_client.query_refund(out_refund_no="R0000001")
     retried = await _refund(wechat_client, "R0000001", 400)  # no 429: it is the same refund
     assert retried.refund_id == found.refund_id and retried.refund_fen == 400
-    assert [r["refund_fen"] for r in _view(sandbox)["refunds"]] == [400]
+    assert [r["refund_fen"] for r in sandbox_order(sandbox.base_url, "C0000001")["refunds"]] == [
+        400
+    ]
 
 
 @pytest.mark.anyio
@@ -165,7 +162,7 @@ async def test_a_blind_retry_after_a_500_refunds_only_once(
     first = await _refund(wechat_client, "R0000001", 1000)
     again = await _refund(wechat_client, "R0000001", 1000)
     assert first.refund_id == again.refund_id and again.status is RefundStatus.SUCCESS
-    assert len(_view(sandbox)["refunds"]) == 1
+    assert len(sandbox_order(sandbox.base_url, "C0000001")["refunds"]) == 1
 
 
 @pytest.mark.anyio
@@ -313,7 +310,9 @@ async def test_refunds_survive_a_sandbox_restart(sandbox_state_dir: Path, tmp_pa
             assert (again.refund_id, again.status) == (created.refund_id, RefundStatus.SUCCESS)
             assert (await _refund(client, "R0000001", 250)).refund_id == created.refund_id
             assert (await client.query(out_trade_no="C0000001")).trade_state == "REFUND"
-            assert [r["refund_fen"] for r in _view(second)["refunds"]] == [250]
+            assert [
+                r["refund_fen"] for r in sandbox_order(second.base_url, "C0000001")["refunds"]
+            ] == [250]
 
 
 # ---------------------------------------------------------------- the wire, by hand
@@ -421,7 +420,7 @@ def test_refund_sources_that_do_not_add_up_to_the_refund_are_refused(
     assert (answer.status_code, answer.json()["code"]) == (400, "PARAM_ERROR")
     assert answer.json()["detail"]["field"] == "/amount/from"
     raw.assert_signed(answer, error_id=268435461)  # a rule broken, not an unknown field
-    assert _view(sandbox)["refunds"] == []
+    assert sandbox_order(sandbox.base_url, "C0000001")["refunds"] == []
 
 
 def test_an_unknown_refund_number_is_resource_not_exists(raw: Raw) -> None:

@@ -42,6 +42,7 @@ from pos_terminal.payments.wechat import (
     WeChatPayError,
 )
 from pos_terminal.payments.wechat_settle import PAID, Settler
+from pos_terminal.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,10 @@ class WeChatPayments:
         self, row: PaymentRow, expire: datetime, cancel: asyncio.Event
     ) -> str | WeChatApiError | None:
         """The code_url; the error when WeChat refused; None when cancelled or unreachable."""
-        for _ in range(NATIVE_CREATE_TRIES):
+        # the customer is waiting for the code: a few tries, evenly spaced
+        pause_s = self.settings.retry_backoff_s
+        pauses = Backoff(first_s=pause_s, max_s=pause_s, tries=NATIVE_CREATE_TRIES).pauses()
+        while True:
             try:
                 return await self.client.create_native(
                     out_trade_no=row.out_trade_no,
@@ -190,10 +194,10 @@ class WeChatPayments:
                 await self.settler.note(row, f"create: outcome unknown ({exc.code})")
             except WeChatPayError as exc:
                 await self.settler.note(row, f"create: outcome unknown ({exc})")
-            if cancel.is_set():
+            pause = next(pauses, None)
+            if pause is None or cancel.is_set():
                 return None
-            await _wait(cancel, self.settings.retry_backoff_s)
-        return None
+            await _wait(cancel, pause)
 
     # ------------------------------------------------------------------ the journal row
 

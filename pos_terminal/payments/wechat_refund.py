@@ -8,7 +8,7 @@ can never happen twice. PROCESSING refunds are followed until SUCCESS, CLOSED or
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from pos_terminal.clock import Clock
 from pos_terminal.config import PaymentConfig
@@ -28,7 +28,8 @@ from pos_terminal.payments.wechat import (
     WeChatPayError,
 )
 from pos_terminal.payments.wechat_refund_types import Refund
-from pos_terminal.payments.wechat_settle import Backoff
+from pos_terminal.payments.wechat_settle import RETRY_CAP_S
+from pos_terminal.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,17 @@ class FollowSchedule:
     days). Refunds that are no longer PROCESSING are forgotten."""
 
     def __init__(self, first_s: float) -> None:
-        self._first_s = first_s
+        self._backoff = Backoff(first_s=first_s, max_s=FOLLOW_MAX_SPACING_S)
         self._next: dict[int, tuple[float, float]] = {}  # refund row id -> (ask at, spacing)
 
     def due(self, row_ids: Iterable[int], now: float) -> list[int]:
-        self._next = {i: self._next.get(i, (now, self._first_s)) for i in row_ids}
+        first = self._backoff.after(None)
+        self._next = {i: self._next.get(i, (now, first)) for i in row_ids}
         return [i for i, (at, _) in self._next.items() if now >= at]
 
     def asked(self, row_id: int, now: float) -> None:
         _, spacing = self._next[row_id]
-        self._next[row_id] = (now + spacing, min(spacing * 2, FOLLOW_MAX_SPACING_S))
+        self._next[row_id] = (now + spacing, self._backoff.after(spacing))
 
 
 class WeChatRefunds:
@@ -114,18 +116,18 @@ class WeChatRefunds:
 
     async def settle(self, row: RefundRow) -> RefundRow:
         """A refund left in doubt while running: submit it until WeChat has it, whatever fails."""
-        backoff = Backoff(self.clock, self.settings.retry_backoff_s)
+        pauses = self.pauses()
         while True:
             try:
                 current = await self.journal(lambda j: RefundBook(j).get(row.id))
                 return await self.submit(current)
             except Exception as exc:  # the journal or WeChat failing: ask again later
                 log.warning("refund %s still in doubt: %s", row.out_refund_no, exc)
-                await backoff.wait()
+                await self.clock.sleep(next(pauses))
 
     async def submit(self, row: RefundRow) -> RefundRow:
         """Get a PENDING refund to WeChat: send, or on doubt query, then resend the same one."""
-        backoff = Backoff(self.clock, self.settings.retry_backoff_s)
+        pauses = self.pauses()
         while row.state is RefundState.PENDING:
             try:
                 answer = await self.client.create_refund(
@@ -146,8 +148,12 @@ class WeChatRefunds:
             found = await self._query(row)
             if found is not None:
                 return await self._record(row, found)
-            await backoff.wait()
+            await self.clock.sleep(next(pauses))
         return row
+
+    def pauses(self) -> Iterator[float]:
+        """The pauses between tries of getting one refund to WeChat, for as long as it takes."""
+        return Backoff(first_s=self.settings.retry_backoff_s, max_s=RETRY_CAP_S).pauses()
 
     async def follow(self, row: RefundRow, wait_s: float) -> RefundRow:
         """Query a PROCESSING refund until it is final or `wait_s` has passed."""

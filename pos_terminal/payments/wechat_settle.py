@@ -19,6 +19,7 @@ Shared by live payments (deadline, cancel, failure) and boot recovery. The rules
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +34,7 @@ from pos_terminal.payments.wechat import (
     WeChatPayClient,
     WeChatPayError,
 )
+from pos_terminal.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +51,6 @@ class NoSuchOrder:
 
 
 Answer = Transaction | NoSuchOrder | None  # None: WeChat could not be asked
-
-
-class Backoff:
-    """Pauses between retries of one step: `first` seconds, doubling up to `cap`."""
-
-    def __init__(self, clock: Clock, first: float, cap: float = RETRY_CAP_S) -> None:
-        self.clock, self.delay, self.cap = clock, first, cap
-
-    async def wait(self) -> None:
-        await self.clock.sleep(self.delay)
-        self.delay = min(self.delay * 2, self.cap)
 
 
 class Settler:
@@ -83,19 +74,20 @@ class Settler:
 
     async def resolve_until_final(self, row: PaymentRow) -> PaymentRow:
         """`resolve`, retried with growing pauses whatever fails (WeChat, the journal)."""
-        backoff = self.backoff()
+        pauses = self.pauses()
         while True:
             try:
                 return await self.resolve(row)
             except Exception as exc:  # the one site per row in doubt: it must end final
+                pause = next(pauses)
                 log.warning(
                     "cannot resolve %s yet: %s; retry in %.1f s",
                     row.out_trade_no,
                     exc,
-                    backoff.delay,
+                    pause,
                     exc_info=not isinstance(exc, WeChatPayError),
                 )
-                await backoff.wait()
+                await self.clock.sleep(pause)
 
     async def resolve(self, row: PaymentRow) -> PaymentRow:
         """Bring a row left in doubt (failure, crash, power loss) to a final state.
@@ -141,7 +133,7 @@ class Settler:
 
     async def complete_reverse(self, row: PaymentRow) -> PaymentRow:
         """Send the reverse (idempotent) until WeChat acknowledges or refuses it for good."""
-        backoff = self.backoff()
+        pauses = self.pauses()
         wait = self.settings.reverse_min_delay_s - self.age_s(row)
         if wait > 0:
             await self.clock.sleep(wait)
@@ -161,7 +153,7 @@ class Settler:
                 await self.note(row, f"reverse: {exc.code}; trying again")
             except WeChatPayError as exc:
                 await self.note(row, f"reverse: {exc}; trying again")
-            await backoff.wait()
+            await self.clock.sleep(next(pauses))
 
     async def _reverse_refused(self, row: PaymentRow, refusal: WeChatApiError) -> PaymentRow:
         """WeChat will never take this reverse: end the row as the order is."""
@@ -180,7 +172,7 @@ class Settler:
 
     async def close_unless_paid(self, row: PaymentRow) -> PaymentRow:
         """A Native order no longer shown: paid is approved; else closed until a query says so."""
-        backoff = self.backoff()
+        pauses = self.pauses()
         just_closed = False
         while True:
             answer = await self.ask(row)
@@ -204,7 +196,7 @@ class Settler:
                     # the order expired by itself (time_expire) and WeChat refuses to close it
                     return await self.finish(row, RowState.CLOSED, "expired unpaid")
             just_closed = False
-            await backoff.wait()
+            await self.clock.sleep(next(pauses))
 
     async def _close(self, row: PaymentRow) -> bool | None:
         """One close: True when acknowledged, False to ask again, None when refused for good."""
@@ -241,12 +233,12 @@ class Settler:
         return None
 
     async def ask_until_answered(self, row: PaymentRow) -> Transaction | NoSuchOrder:
-        backoff = self.backoff()
+        pauses = self.pauses()
         while True:
             answer = await self.ask(row)
             if answer is not None:
                 return answer
-            await backoff.wait()
+            await self.clock.sleep(next(pauses))
 
     # ------------------------------------------------------------------ journal steps
 
@@ -318,5 +310,6 @@ class Settler:
         """Seconds since the row was created (wall clock: it spans restarts)."""
         return (self.clock.now() - datetime.fromisoformat(row.created_at)).total_seconds()
 
-    def backoff(self) -> Backoff:
-        return Backoff(self.clock, self.settings.retry_backoff_s)
+    def pauses(self) -> Iterator[float]:
+        """The pauses between tries of one settling step, for as long as it takes."""
+        return Backoff(first_s=self.settings.retry_backoff_s, max_s=RETRY_CAP_S).pauses()
