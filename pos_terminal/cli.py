@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print every key with its type, range and default (Markdown) instead",
     )
 
+    commands.add_parser(
+        "pin-hash",
+        help="ask for a supervisor PIN (not echoed) and print staff.supervisor_pin_sha256",
+    )
     commands.add_parser("diagram", help="print the sale state machine as a Mermaid diagram")
     commands.add_parser(
         "decode", help="decode payment codes in image files (camera check)", add_help=False
@@ -128,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
 
             sys.stdout.write(mermaid())
             return 0
+        if args.command == "pin-hash":
+            from pos_terminal.supervisor_pin import main as pin_hash
+
+            return pin_hash()
         if args.command == "config" and args.reference:
             from pos_terminal.config_reference import reference
 

@@ -87,7 +87,7 @@ def test_help_names_every_command_and_every_option_says_what_it_does() -> None:
     parser = build_parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert set(commands.choices) == {
-        "run", "demo", "sandbox", "notify-server", "config", "diagram", "decode"
+        "run", "demo", "sandbox", "notify-server", "config", "pin-hash", "diagram", "decode"
     }  # fmt: skip
     assert all(choice.help for choice in commands._choices_actions)
     for name, sub in commands.choices.items():
