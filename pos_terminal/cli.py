@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib.metadata
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -18,6 +19,7 @@ from pos_terminal.errors import ConfigError, PosError
 log = logging.getLogger("pos_terminal")
 DEFAULT_CONFIG = Path("config/terminal.yaml")
 CONFIG_HELP = f"the terminal's YAML configuration (default: {DEFAULT_CONFIG})"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
-        return asyncio.run(run_terminal(config, interactive=not args.headless))
+        stopped_by = asyncio.run(run_terminal(config, interactive=not args.headless))
+        return 0 if stopped_by is None else exit_by(stopped_by)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -256,47 +259,84 @@ def _notify_server(config: Config, host: str | None, port: int | None) -> int:
     )
 
 
-async def run_terminal(config: Config, *, interactive: bool) -> int:
-    """Run until SIGINT/SIGTERM; an in-flight payment is left to recovery at the next start."""
+async def run_terminal(config: Config, *, interactive: bool) -> signal.Signals | None:
+    """Run until SIGINT/SIGTERM, then say what is left to recovery at the next start.
+
+    Returns the signal that stopped it. A second signal while stopping ends the process at
+    once: the journal is safe then too, as after a power cut.
+    """
     from hw_mocks.customer import MockCustomer
     from hw_mocks.keypad import MockKeypad
     from hw_mocks.scanner import MockScanner
     from pos_terminal.app import open_terminal
     from pos_terminal.console import Console
+    from pos_terminal.in_flight import NOTHING, in_flight
 
     if interactive:
         _log_to_file(Path(config.journal.path).parent / "pos-terminal.log")
     else:
         _log_to_stderr()
+    stopped_by: list[signal.Signals] = []
     async with open_terminal(config) as terminal:
         runtime = terminal.runtime
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, runtime.stop)
+
+        def on_signal(sig: signal.Signals) -> None:
+            stopped_by.append(sig)
+            runtime.stop()
+            for each in STOP_SIGNALS:
+                loop.remove_signal_handler(each)
+                signal.signal(each, signal.SIG_DFL)
+
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal, sig)
         runner = asyncio.create_task(runtime.run())
         ready = asyncio.create_task(_announce_ready(terminal.runtime.ready, interactive))
-        if not interactive:
-            await runner
-            ready.cancel()
-            return 0
         keypad, scanner = terminal.devices.keypad, terminal.devices.scanner
-        if (
-            terminal.sandbox is None
-            or not isinstance(keypad, MockKeypad)
-            or not isinstance(scanner, MockScanner)
-        ):
-            runtime.stop()
-            await runner
-            raise ConfigError("the console UI needs the sandbox and mock keypad and scanner")
-        customer = MockCustomer(terminal.sandbox.base_url)
-        console = Console(runtime, keypad, scanner, customer)
         try:
-            with console.attached():
+            if not interactive:
                 await runner
+            elif (
+                terminal.sandbox is None
+                or not isinstance(keypad, MockKeypad)
+                or not isinstance(scanner, MockScanner)
+            ):
+                runtime.stop()
+                await runner
+                raise ConfigError("the console UI needs the sandbox and mock keypad and scanner")
+            else:
+                customer = MockCustomer(terminal.sandbox.base_url)
+                try:
+                    with Console(runtime, keypad, scanner, customer).attached():
+                        await runner
+                finally:
+                    await customer.aclose()
         finally:
             ready.cancel()
-            await customer.aclose()
-    return 0
+        left = await runtime.journal(in_flight)
+    _say_stopped(stopped_by[0] if stopped_by else None, left or [NOTHING], interactive)
+    return stopped_by[0] if stopped_by else None
+
+
+def _say_stopped(sig: signal.Signals | None, left: list[str], interactive: bool) -> None:
+    """On the console (and in the log): why it stopped and what the next start will resolve."""
+    why = "Ctrl-C" if sig is signal.SIGINT else (sig.name if sig else "stop")
+    lines = [f"已停止 Stopped ({why})", *left]
+    for line in lines:
+        log.info("%s", line)
+    if interactive:
+        print("\n".join(lines), flush=True)
+
+
+def exit_by(sig: signal.Signals) -> int:
+    """End the process by the signal that stopped it, as a shell expects of an interrupted
+    program: the shell sees 128 + N (130 for Ctrl-C, 143 for SIGTERM), systemd a clean stop."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+    return 128 + sig  # not reached: the default action of both signals ends the process
 
 
 async def _announce_ready(ready: asyncio.Event, interactive: bool) -> None:

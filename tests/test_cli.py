@@ -127,8 +127,9 @@ def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == -signal.SIGTERM, stderr  # it ends by the signal, after shutting down
     assert "Traceback" not in stderr
+    assert "Stopped (SIGTERM)" in stderr and "No payment or refund was in flight" in stderr
     assert (tmp_path / "var" / "journal.sqlite").exists()
     assert (tmp_path / "var" / "sandbox" / "merchant.json").exists()
 
@@ -144,7 +145,7 @@ def headless_terminal(cwd: Path) -> Iterator[subprocess.Popen[str]]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
-    assert proc.returncode == 0
+    assert proc.returncode == -signal.SIGTERM
 
 
 @pytest.mark.parametrize(
