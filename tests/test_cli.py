@@ -392,7 +392,7 @@ def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
         "Wechatpay-Nonce": nonce,
         "Wechatpay-Serial": creds.public_key_id,
         "Wechatpay-Signature": wechat_sign.sign(
-            platform,  # type: ignore[arg-type]
+            platform,
             wechat_sign.response_message(ts, nonce, body),
         ),
         "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
