@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.metadata
 import logging
 import os
@@ -19,7 +20,8 @@ from pos_terminal.errors import ConfigError, PosError
 log = logging.getLogger("pos_terminal")
 DEFAULT_CONFIG = Path("config/terminal.yaml")
 CONFIG_HELP = f"the terminal's YAML configuration (default: {DEFAULT_CONFIG})"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Ctrl-C, systemd's stop, the terminal window closed
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,7 +262,7 @@ def _notify_server(config: Config, host: str | None, port: int | None) -> int:
 
 
 async def run_terminal(config: Config, *, interactive: bool) -> signal.Signals | None:
-    """Run until SIGINT/SIGTERM, then say what is left to recovery at the next start.
+    """Run until SIGINT, SIGTERM or SIGHUP, then say what is left to recovery at the next start.
 
     Returns the signal that stopped it. A second signal while stopping ends the process at
     once: the journal is safe then too, as after a power cut.
@@ -325,14 +327,17 @@ def _say_stopped(sig: signal.Signals | None, left: list[str], interactive: bool)
     for line in lines:
         log.info("%s", line)
     if interactive:
-        print("\n".join(lines), flush=True)
+        with contextlib.suppress(OSError):  # the window was closed (SIGHUP): the log has it
+            print("\n".join(lines), flush=True)
 
 
 def exit_by(sig: signal.Signals) -> int:
     """End the process by the signal that stopped it, as a shell expects of an interrupted
-    program: the shell sees 128 + N (130 for Ctrl-C, 143 for SIGTERM), systemd a clean stop."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    program: the shell sees 128 + N (130 for Ctrl-C, 143 for SIGTERM), systemd a clean stop
+    (it counts SIGHUP, SIGINT and SIGTERM as clean)."""
+    with contextlib.suppress(OSError):  # a terminal or pipe that is gone
+        sys.stdout.flush()
+        sys.stderr.flush()
     logging.shutdown()
     signal.signal(sig, signal.SIG_DFL)
     os.kill(os.getpid(), sig)

@@ -142,8 +142,9 @@ class Console:
         rt = self.runtime
         view = view or View(rt.state, rt.screen, rt.receipt_lines)
         frame = compose(view, self.status)
-        self.out.write(CLEAR + frame.replace("\n", "\r\n") + "\r\n")
-        self.out.flush()
+        with _unless_hung_up():
+            self.out.write(CLEAR + frame.replace("\n", "\r\n") + "\r\n")
+            self.out.flush()
 
     @contextlib.contextmanager
     def attached(self, stdin: TextIO = sys.stdin) -> Iterator[None]:
@@ -165,9 +166,10 @@ class Console:
             if self._esc_timer is not None:
                 self._esc_timer.cancel()
             self.runtime.observers.remove(self.draw)
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-            self.out.write(CLEAR)  # no QR left on screen for anyone to pay
-            self.out.flush()
+            with _unless_hung_up():
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+                self.out.write(CLEAR)  # no QR left on screen for anyone to pay
+                self.out.flush()
 
     def _on_input(self, fd: int) -> None:
         self.feed(os.read(fd, 256))
@@ -278,3 +280,8 @@ def _printable(key: str) -> str:
 def _shown_code(code: str) -> str:
     """A payment code is a bearer token: masked; anything else (an order number) as typed."""
     return mask_code(code) if code.isascii() and code.isdigit() and len(code) >= 16 else code
+
+
+def _unless_hung_up() -> contextlib.AbstractContextManager[None]:
+    """Terminal output that may fail once the window is closed (SIGHUP is on its way)."""
+    return contextlib.suppress(OSError, termios.error)

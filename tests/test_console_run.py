@@ -186,3 +186,27 @@ def test_stopping_mid_payment_clears_the_screen_names_the_payment_and_the_next_s
         assert "No payment or refund was in flight" in again.frame
     finally:
         again.kill()
+
+
+def test_closing_the_window_mid_payment_stops_in_order_and_the_log_names_the_payment(
+    tmp_path: Path, shop: Path
+) -> None:
+    term = started(tmp_path, shop)
+    try:
+        term.type(b"4001\r\rs")
+        term.wait_for("State: CHARGING_CODE", timeout=30)
+    except BaseException:
+        term.kill()
+        raise
+    os.close(term.fd)  # the window closes: the kernel hangs the terminal up (SIGHUP)
+    deadline = time.monotonic() + 60
+    while not (done := os.waitpid(term.pid, os.WNOHANG))[0]:
+        assert time.monotonic() < deadline, "still running after its terminal was closed"
+        time.sleep(0.1)
+    term.status = os.waitstatus_to_exitcode(done[1])
+    assert term.status == -signal.SIGHUP
+    [row] = rows_of(tmp_path / "var" / "journal.sqlite")
+    log = (tmp_path / "var" / "pos-terminal.log").read_text(encoding="utf-8")
+    assert "Stopped (SIGHUP)" in log
+    assert f"Payment in progress: order {row.out_trade_no} ¥40.01" in log
+    assert "Traceback" not in log
