@@ -254,6 +254,15 @@ def parse_config(text: str, name: str = "<config>") -> Config:
             "given while wechat.sandbox.enabled is true, so the sandbox would take every payment "
             "and WeChat none: set wechat.sandbox.enabled: false for real payments, or remove it",
         )
+    if config.notify.listen and not config.wechat.sandbox.enabled:
+        host = urlsplit(config.wechat.notify_url).hostname or ""
+        if _reserved_name(host):
+            raise reader.error(
+                _node_at(node, "wechat.notify_url"),
+                "wechat.notify_url",
+                f"{host} is a reserved example name WeChat cannot post to, so notify.listen "
+                "would never hear a notification: name the HTTPS proxy in front of it",
+            )
     for key, check in (
         ("wechat.notify_url", lambda: config.wechat.notify_path),
         ("notify.listen", lambda: config.notify.address),
@@ -328,6 +337,15 @@ def split_host_port(text: str) -> tuple[str, int]:
     if int(port) > 65535:
         raise ValueError(f"port {port} is out of range: must be between 0 and 65535")
     return host, int(port)
+
+
+def _reserved_name(host: str) -> bool:
+    """Names no public host has: example.com/net/org and the reserved top-level names."""
+    host = host.lower().rstrip(".")
+    examples = ("example.com", "example.net", "example.org")
+    if any(host == name or host.endswith("." + name) for name in examples):
+        return True
+    return host.rpartition(".")[2] in ("example", "test", "invalid", "localhost")
 
 
 def _node_at(root: yaml.Node, dotted: str) -> yaml.Node:

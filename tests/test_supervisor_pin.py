@@ -80,17 +80,6 @@ def test_no_text_but_a_lower_case_sha256_digest_is_taken(text: str) -> None:
     assert digest == text and len(digest) == 64 and set(digest) <= set("0123456789abcdef")
 
 
-def test_a_merchant_file_given_while_the_sandbox_is_on_is_refused_with_its_line() -> None:
-    text = SHOP.format(value='""').replace(
-        "wechat:\n", "wechat:\n  merchant_file: /etc/pos-terminal/merchant.json\n"
-    )
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text, "shop.yaml")
-    err = caught.value
-    assert (err.line, err.key) == (6, "wechat.merchant_file")
-    assert "wechat.sandbox.enabled: false" in str(err)
-
-
 def _pin_hash_in_a_terminal(*answers: str) -> tuple[int, str]:
     """Run `pos-terminal pin-hash` on a pty of its own, typing each answer at its prompt;
     returns the exit status and everything the terminal showed."""
