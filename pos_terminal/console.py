@@ -215,19 +215,19 @@ class Console:
     def _type_code(self, key: str) -> None:
         """A key while the cashier types a code for the scanner (after `c`)."""
         typed = self._typed or ""
-        if key in ("\r", "\n", "\x1bOM"):
+        action = CASHIER_KEYS.get(key)
+        if action in (Key.ENTER, Key.CANCEL):
             self._typed = None
-            if typed:
+            if action is Key.ENTER and typed:
                 self.scanner.scan(typed)
-            self._say(f"已扫码 scanned: {_shown_code(typed)}" if typed else "")
-            return
-        if key == ESC:
-            self._typed = None
+                return self._say(f"已扫码 scanned: {_shown_code(typed)}")
             return self._say("")
-        if key in ("\x7f", "\x08"):
+        if action is Key.BACKSPACE:
             typed = typed[:-1]
+        elif key in DIGITS:
+            typed += DIGITS[key]
         elif len(key) == 1 and key.isprintable():
-            typed += DIGITS.get(key, key)
+            typed += key
         self._typed = typed
         self._say(CODE_PROMPT + typed)
 

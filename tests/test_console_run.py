@@ -105,6 +105,15 @@ def shop(tmp_path: Path) -> Path:
     return config
 
 
+def printed_at(path: Path, after: int = 0, timeout: float = 20) -> int:
+    """When the receipt file was (re)written, waiting for a write later than `after`."""
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.stat().st_mtime_ns > after):
+        assert time.monotonic() < deadline, f"{path.name} was not printed"
+        time.sleep(0.1)
+    return path.stat().st_mtime_ns
+
+
 def started(cwd: Path, config: Path) -> Terminal:
     term = Terminal(cwd, "run", "--config", str(config))
     term.wait_for("欢迎光临 Welcome")
@@ -142,15 +151,19 @@ def test_the_scan_keys_play_the_last_receipt_qr_and_a_typed_code(
         [sale] = rows_of(tmp_path / "var" / "journal.sqlite")
         term.type(b"l", pause_s=1.0)  # the scanner reads its receipt's QR: a reprint
         term.wait_for(f"scanned the receipt QR of {sale.out_trade_no}")
+        reprint = tmp_path / "var" / "receipts" / f"{sale.out_trade_no}-reprint.bin"
+        first = printed_at(reprint)
         term.type(b"c" + sale.out_trade_no[-6:].encode())
         assert sale.out_trade_no[-6:] in term.frame and "State: IDLE" in term.frame
         term.type(b"\x1b", pause_s=0.5)  # Esc leaves the prompt, not the sale
         term.type(b"Q")  # Caps Lock on: still the QR key
         assert "State: IDLE" in term.frame  # nothing keyed: no sale to show a QR for
+        term.type(b"c" + sale.out_trade_no.encode() + b"\r", pause_s=1.0)  # typed whole: scanned
+        term.wait_for(f"scanned: {sale.out_trade_no}")
+        printed_at(reprint, after=first)  # reprinted again
     finally:
         term.kill()
-    receipts = sorted((tmp_path / "var" / "receipts").glob("*.txt"))
-    assert any("重印" in p.read_text(encoding="utf-8") for p in receipts)
+    assert "重印" in reprint.with_suffix(".txt").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(("stop", "status"), [(b"\x03", -signal.SIGINT), (None, -signal.SIGTERM)])
