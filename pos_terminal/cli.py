@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         stopped_by = asyncio.run(run_terminal(config, interactive=not args.headless))
         return 0 if stopped_by is None else exit_by(stopped_by)
+    except KeyboardInterrupt:  # Ctrl-C in the demo, or while the terminal starts (no handler yet)
+        print(f"pos-terminal {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return exit_by(signal.SIGINT)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

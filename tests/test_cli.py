@@ -425,3 +425,19 @@ def test_notify_server_without_credentials_says_so_in_one_line(tmp_path: Path) -
         "error: var/sandbox/merchant.json: cannot load merchant credentials"
     )
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_the_demo_ends_it_with_one_line_and_the_interrupt_status(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    proc = cli("demo", "--config", LAPTOP, "--work-dir", str(work), cwd=tmp_path)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().startswith("1. ")  # the second sale is under way
+        proc.send_signal(signal.SIGINT)
+        _, err = finished(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGINT
+    assert err.strip().splitlines()[-1] == "pos-terminal demo: interrupted (Ctrl-C)"
+    assert "Traceback" not in err
