@@ -11,7 +11,9 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from pos_terminal import systemd
 from pos_terminal.config import Config, load_config
@@ -186,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             check_demo_config(config, str(args.config))
             shutil.rmtree(args.work_dir, ignore_errors=True)  # every demo starts from nothing
             _log_to_file(Path(args.work_dir) / "demo.log")
-            return asyncio.run(run_demo(config, args.work_dir))
+            outcome = asyncio.run(_until_signalled(run_demo(config, args.work_dir)))
+            if isinstance(outcome, signal.Signals):
+                print(f"pos-terminal demo: interrupted ({_signal_name(outcome)})", file=sys.stderr)
+                return exit_by(outcome)
+            return outcome
         if not args.headless:
             not_tty = [name for name in ("stdout", "stdin") if not getattr(sys, name).isatty()]
             if not_tty:
@@ -201,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         stopped_by = asyncio.run(run_terminal(config, interactive=not args.headless))
         return 0 if stopped_by is None else exit_by(stopped_by)
-    except KeyboardInterrupt:  # Ctrl-C in the demo, or while the terminal starts (no handler yet)
+    except KeyboardInterrupt:  # Ctrl-C while the terminal starts, before its handler is in place
         print(f"pos-terminal {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         return exit_by(signal.SIGINT)
     except ConfigError as exc:
@@ -267,8 +273,7 @@ def _notify_server(config: Config, host: str | None, port: int | None) -> int:
 async def run_terminal(config: Config, *, interactive: bool) -> signal.Signals | None:
     """Run until SIGINT, SIGTERM or SIGHUP, then say what is left to recovery at the next start.
 
-    Returns the signal that stopped it. A second signal while stopping ends the process at
-    once: the journal is safe then too, as after a power cut.
+    Returns the signal that stopped it.
     """
     from hw_mocks.customer import MockCustomer
     from hw_mocks.keypad import MockKeypad
@@ -284,17 +289,12 @@ async def run_terminal(config: Config, *, interactive: bool) -> signal.Signals |
     stopped_by: list[signal.Signals] = []
     async with open_terminal(config) as terminal:
         runtime = terminal.runtime
-        loop = asyncio.get_running_loop()
 
         def on_signal(sig: signal.Signals) -> None:
             stopped_by.append(sig)
             runtime.stop()
-            for each in STOP_SIGNALS:
-                loop.remove_signal_handler(each)
-                signal.signal(each, signal.SIG_DFL)
 
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, on_signal, sig)
+        _on_first_stop_signal(on_signal)
         runner = asyncio.create_task(runtime.run())
         ready = asyncio.create_task(_announce_ready(terminal.runtime.ready, interactive))
         keypad, scanner = terminal.devices.keypad, terminal.devices.scanner
@@ -323,10 +323,46 @@ async def run_terminal(config: Config, *, interactive: bool) -> signal.Signals |
     return stopped_by[0] if stopped_by else None
 
 
+def _on_first_stop_signal(react: Callable[[signal.Signals], None]) -> None:
+    """Call `react` on the first SIGINT, SIGTERM or SIGHUP. A second one ends the process at
+    once: the journal is safe then too, as after a power cut."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        for each in STOP_SIGNALS:
+            loop.remove_signal_handler(each)
+            signal.signal(each, signal.SIG_DFL)
+        react(sig)
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def _until_signalled(main: Coroutine[Any, Any, int]) -> int | signal.Signals:
+    """Run `main` to its end, or cancel it on SIGINT/SIGTERM/SIGHUP and return that signal."""
+    task = asyncio.ensure_future(main)
+    got: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        got.append(sig)
+        task.cancel()
+
+    _on_first_stop_signal(on_signal)
+    try:
+        status = await task
+    except asyncio.CancelledError:
+        if not got:
+            raise
+    return got[0] if got else status
+
+
+def _signal_name(sig: signal.Signals | None) -> str:
+    return "Ctrl-C" if sig is signal.SIGINT else (sig.name if sig else "stop")
+
+
 def _say_stopped(sig: signal.Signals | None, left: list[str], interactive: bool) -> None:
     """On the console (and in the log): why it stopped and what the next start will resolve."""
-    why = "Ctrl-C" if sig is signal.SIGINT else (sig.name if sig else "stop")
-    lines = [f"已停止 Stopped ({why})", *left]
+    lines = [f"已停止 Stopped ({_signal_name(sig)})", *left]
     for line in lines:
         log.info("%s", line)
     if interactive:
