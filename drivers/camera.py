@@ -203,7 +203,7 @@ class CameraScanner:
             with self._ready:
                 while self._latest is None and not self._stop.is_set():
                     self._ready.wait()
-                if self._stop.is_set():
+                if self._stop.is_set() or self._latest is None:
                     return
                 image, self._latest, self._busy = self._latest, None, True
             try:
