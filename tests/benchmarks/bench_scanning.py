@@ -62,7 +62,7 @@ def decoders() -> dict[str, CodeDecoder]:
         found["pyzbar"] = make_decoder("pyzbar")
     except DeviceError:
         print("pyzbar unavailable (install libzbar0): its rows are left out")
-    found["ladder"] = LadderDecoder(zxing, tuple(d for n, d in found.items() if n == "pyzbar"))
+    found["ladder"] = LadderDecoder(zxing)
     return found
 
 
