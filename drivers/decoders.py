@@ -363,7 +363,7 @@ class LadderDecoder:
         crop = bar_crop(grey, hint)
         if crop is not None:
             for stretch, sharpen, even in _BAR_STEPS:
-                found = self._primary.decode(_along_bars(crop, stretch, sharpen, even))
+                found = self._confirmed(_along_bars(crop, stretch, sharpen, even))
                 if found:
                     log.debug("decoded on the bars x%d sharpen %.1f", stretch, sharpen)
                     return found
@@ -376,6 +376,29 @@ class LadderDecoder:
                 log.debug("decoded after %s with %s", label, decoder.name)
                 return found
         return []
+
+    def _confirmed(self, bars: Grey) -> list[Decoded]:
+        """The one code on a barcode crop, read again on its upper or lower half alone.
+
+        The crop holds one barcode, so a second text, on the whole or on a half, means a
+        misread (Code 128's check character lets about one garbled read in a hundred
+        through): then nothing is returned. Measured on 1000 tuning frames: the one misread
+        the ladder made without this check is dropped, and one good read of 982 is lost.
+        """
+        found = self._primary.decode(bars)
+        if len({d.text for d in found}) != 1:
+            if found:
+                log.debug("a barcode crop read as %d different codes: dropped", len(found))
+            return []
+        middle = bars.shape[0] // 2
+        halves = [
+            {d.text for d in self._primary.decode(np.ascontiguousarray(half))}
+            for half in (bars[:middle], bars[middle:])
+        ]
+        if any(h - {found[0].text} for h in halves) or not any(halves):
+            log.debug("a barcode crop's halves disagree: dropped")
+            return []
+        return found[:1]
 
 
 def build_decoder(name: str, *, ladder: bool = True) -> CodeDecoder:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from drivers.decoders import ZxingDecoder, build_decoder, to_grey
 from hw_mocks.phone_camera import FRAME_SIZE, Scene, Symbology, draw_scene, shoot
-from tests.benchmarks.bench_scanning import samples
+from tests.benchmarks.bench_scanning import sample, samples
 
 
 def level_scene(symbology: Symbology, module_px: float) -> Scene:
@@ -61,6 +61,14 @@ def test_the_ladder_reads_a_fixed_sample_the_plain_decoder_mostly_misses() -> No
     assert [s.scene.code in r for s, r in zip(items, reads, strict=True)] == [True] * 12
     assert all(r <= {s.scene.code} for s, r in zip(items, reads, strict=True))  # nothing else
     assert plain_hits <= 9
+
+
+def test_a_misread_beside_the_true_read_on_one_barcode_is_dropped() -> None:
+    """Tuning frame 505: its barcode crop read as the shown code and as a second code whose
+    check character happened to fit. A crop holds one barcode, so only the code that its
+    halves confirm is delivered."""
+    item = sample("tuning", "code128", 505)
+    assert [d.text for d in build_decoder("zxing").decode(item.grey)] == [item.scene.code]
 
 
 def test_qr_codes_of_the_sample_are_read() -> None:

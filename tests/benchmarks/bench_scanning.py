@@ -36,13 +36,16 @@ class Sample:
     grey: npt.NDArray[np.uint8]  # what the camera driver hands the decoder
 
 
+def sample(set_name: str, symbology: Symbology, index: int) -> Sample:
+    """Frame `index` of a set, drawn from its own seed (set, symbology, index): reproducible,
+    and the two sets share no draw."""
+    rng = np.random.default_rng([SETS[set_name], SYMBOLOGIES.index(symbology), index])
+    scene = draw_scene(rng, symbology)
+    return Sample(scene, to_grey(shoot(scene), 640))
+
+
 def samples(set_name: str, symbology: Symbology, count: int) -> Iterator[Sample]:
-    """Frame i of a set is drawn from its own seed (set, symbology, i): reproducible, and the
-    two sets share no draw."""
-    for i in range(count):
-        rng = np.random.default_rng([SETS[set_name], SYMBOLOGIES.index(symbology), i])
-        scene = draw_scene(rng, symbology)
-        yield Sample(scene, to_grey(shoot(scene), 640))
+    return (sample(set_name, symbology, i) for i in range(count))
 
 
 @dataclass
