@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import cv2
@@ -31,20 +31,25 @@ _ZXING_KINDS: dict[str, Symbology] = {"QRCode": "qr", "QRCodeModel2": "qr", "Cod
 _ZBAR_KINDS: dict[str, Symbology] = {"QRCODE": "qr", "CODE128": "code128"}
 
 
+Corners = tuple[tuple[float, float], ...]
+
+
 @dataclass(frozen=True)
 class Decoded:
     text: str
     symbology: Symbology
+    # where it was read (zxing-cpp: top left, top right, bottom right, bottom left)
+    corners: Corners | None = field(default=None, compare=False)
 
 
-def _keep(found: Iterable[tuple[str, Symbology | None, object]]) -> list[Decoded]:
+def _keep(found: Iterable[tuple[str, Symbology | None, object, Corners | None]]) -> list[Decoded]:
     """The codes of the formats we read; any other symbol a library reports is dropped."""
     kept = []
-    for text, kind, fmt in found:
+    for text, kind, fmt, corners in found:
         if kind is None:
             log.debug("ignored a %s symbol: not QR or Code 128", fmt)
         else:
-            kept.append(Decoded(text, kind))
+            kept.append(Decoded(text, kind, corners))
     return kept
 
 
@@ -53,6 +58,11 @@ class CodeDecoder(Protocol):
 
     def decode(self, grey: Grey) -> list[Decoded]:
         """Codes found in a 2-D uint8 image; [] when none (never raises on image content)."""
+
+
+def _corners(position: Any) -> Corners:
+    points = (position.top_left, position.top_right, position.bottom_right, position.bottom_left)
+    return tuple((float(p.x), float(p.y)) for p in points)
 
 
 class ZxingDecoder:
@@ -73,7 +83,11 @@ class ZxingDecoder:
         found = self._zx.read_barcodes(
             grey, formats=self._formats, try_rotate=False, binarizer=self._binarizer
         )
-        return _keep((b.text, _ZXING_KINDS.get(b.format.name), b.format) for b in found if b.valid)
+        return _keep(
+            (b.text, _ZXING_KINDS.get(b.format.name), b.format, _corners(b.position))
+            for b in found
+            if b.valid
+        )
 
 
 class ZbarDecoder:
@@ -96,7 +110,8 @@ class ZbarDecoder:
     def decode(self, grey: Grey) -> list[Decoded]:
         found = self._zbar.decode(np.ascontiguousarray(grey), symbols=self._symbols)
         return _keep(
-            (r.data.decode("utf-8", "replace"), _ZBAR_KINDS.get(r.type), r.type) for r in found
+            (r.data.decode("utf-8", "replace"), _ZBAR_KINDS.get(r.type), r.type, None)
+            for r in found
         )
 
 
@@ -354,7 +369,7 @@ class LadderDecoder:
             )
 
     def decode(self, grey: Grey) -> list[Decoded]:
-        found = self._primary.decode(grey)
+        found = [d for d in self._primary.decode(grey) if self._stands(grey, d)]
         if found:
             return found
         hint = barcode_hint(grey)
@@ -376,6 +391,28 @@ class LadderDecoder:
                 log.debug("decoded after %s with %s", label, decoder.name)
                 return found
         return []
+
+    def _stands(self, grey: Grey, read: Decoded) -> bool:
+        """A Code 128 read on the whole frame, read again on the upper or lower half of its
+        own bars and contradicted by neither (as _confirmed); QR codes carry Reed-Solomon
+        error correction and stand as read. Without corners there is nothing to check."""
+        if read.symbology != "code128" or read.corners is None:
+            return True
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = read.corners
+        length = float(np.hypot(x1 - x0, y1 - y0))
+        span = float(np.hypot(x3 - x0, y3 - y0))
+        centre = ((x0 + x1 + x2 + x3) / 4, (y0 + y1 + y2 + y3) / 4)
+        size = (round(length * 1.25) + 8, round(max(span + 8, 0.2 * length)))
+        bars = _cut(grey, centre, size, float(np.degrees(np.arctan2(y1 - y0, x1 - x0))))
+        middle = bars.shape[0] // 2
+        halves = [
+            {d.text for d in self._primary.decode(np.ascontiguousarray(half))}
+            for half in (bars[:middle], bars[middle:])
+        ]
+        if any(h - {read.text} for h in halves) or not any(halves):
+            log.debug("a Code 128 read on the frame was not confirmed on its own bars: dropped")
+            return False
+        return True
 
     def _confirmed(self, bars: Grey) -> list[Decoded]:
         """The one code on a barcode crop, read again on its upper or lower half alone.

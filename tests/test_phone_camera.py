@@ -13,7 +13,7 @@ import zxingcpp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.decoders import ZxingDecoder, build_decoder, to_grey
+from drivers.decoders import Decoded, LadderDecoder, ZxingDecoder, build_decoder, to_grey
 from hw_mocks.phone_camera import FRAME_SIZE, Scene, Symbology, draw_scene, shoot
 from tests.benchmarks.bench_scanning import sample, samples
 
@@ -97,3 +97,24 @@ def test_stripes_that_are_no_code_never_decode(widths: list[int], dark: int, ang
     turn = cv2.getRotationMatrix2D((320, 240), angle, 1.0)
     turned = np.asarray(cv2.warpAffine(frame, turn, (640, 480), borderValue=200), np.uint8)
     assert build_decoder("zxing").decode(turned) == []
+
+
+class Stub:
+    """A decoder that reads `whole` on a full frame and `part` on anything smaller."""
+
+    name = "stub"
+
+    def __init__(self, whole: str, part: str) -> None:
+        self.whole, self.part = whole, part
+
+    def decode(self, grey: np.ndarray) -> list[Decoded]:
+        if grey.shape == (480, 640):
+            corners = ((200.0, 240.0), (440.0, 240.0), (440.0, 260.0), (200.0, 260.0))
+            return [Decoded(self.whole, "code128", corners)]
+        return [Decoded(self.part, "code128")]
+
+
+def test_a_code128_read_on_the_frame_counts_only_when_its_own_bars_confirm_it() -> None:
+    blank = np.full((480, 640), 255, np.uint8)  # the ladder's later steps never start on it
+    assert [d.text for d in LadderDecoder(Stub("1311", "1311")).decode(blank)] == ["1311"]
+    assert LadderDecoder(Stub("1311", "1399")).decode(blank) == []
