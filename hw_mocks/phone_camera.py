@@ -73,7 +73,8 @@ def draw_scene(rng: np.random.Generator, symbology: Symbology) -> Scene:
 
     Sizes follow the payment apps: the barcode spans 45-62 mm of the screen, the QR code
     28-45 mm; the phone's distance is drawn so that a barcode module covers 1.5-4 camera
-    pixels (a QR module, being 3-4 times larger, 4-14). The phone is within the camera's
+    pixels (1.35-4.4 where the app rounds modules to whole screen pixels; a QR module, 3-4
+    times larger, 4-14). The phone is within the camera's
     depth of field (blur disc radius up to 1.2 px) and held about still (a streak up to 2.5 px).
     """
     pitch = 25.4 / float(rng.uniform(300, 460))  # screen pixel pitch, mm
