@@ -57,7 +57,9 @@ class Harness:
         return await self.terminal.runtime.wait_until(predicate, timeout)
 
     async def ring_up(self, digits: str) -> None:
-        await self.until(lambda s: s.phase in (Phase.IDLE, Phase.APPROVED, Phase.DECLINED))
+        await self.until(
+            lambda s: s.phase in (Phase.IDLE, Phase.APPROVED, Phase.DECLINED, Phase.CANCELLED)
+        )
         self.keypad.type_amount(digits)
         self.keypad.press(Key.ENTER, Key.ENTER)
         await self.until(lambda s: s.phase is Phase.AWAITING_PAYMENT)
@@ -69,7 +71,9 @@ class Harness:
         return state.code_url
 
     async def result(self) -> State:
-        return await self.until(lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED))
+        return await self.until(
+            lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED, Phase.CANCELLED)
+        )
 
     async def rows(self) -> list[PaymentRow]:
         return await self.terminal.runtime.journal(lambda j: j.rows())

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import termios
 import tty
@@ -32,8 +33,8 @@ from pos_terminal.runtime import Runtime, View
 log = logging.getLogger(__name__)
 
 HELP = (
-    "收银 Cashier: 0-9 . amount · Enter confirm · Backspace · Del clear · Esc cancel · q show QR",
-    "              r reprint the last receipt · f refund (supervisor PIN)",
+    "收银 Cashier: 0-9 . amount · Enter confirm · Backspace · Del clear · Esc cancel",
+    "              q show QR · r reprint the last receipt · f refund (supervisor PIN)",
     "扫码 Scanner: l scan the last sale's receipt QR · c type a code to scan",
     "顾客 Customer: w show WeChat code · s pay slowly (password) · n code, no balance",
     "               p scan & pay the QR on screen · Ctrl-C quit",
@@ -65,10 +66,9 @@ LEFT_WIDTH = 46
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, erase the screen
 
 
-def qr_lines(data: str) -> list[str]:
+def qr_lines(data: str, border: int = 2) -> list[str]:
     """A QR code drawn with half blocks, light modules in the foreground colour."""
     matrix = [list(row) for row in segno.make(data, error="m").matrix]
-    border = 2
     size = len(matrix) + 2 * border
     light = [[True] * size for _ in range(size)]
     for y, row in enumerate(matrix):
@@ -84,39 +84,95 @@ def qr_lines(data: str) -> list[str]:
 
 
 def screen_lines(screen: Screen) -> list[str]:
+    """The customer display's text as lines (its QR, when there is one, is drawn beside)."""
     lines = [screen.title]
     if screen.amount_fen is not None:
         lines.append(f"   {money.format_yuan(screen.amount_fen)}")
-    lines.extend(screen.lines)
-    if screen.qr:
-        lines.extend(qr_lines(screen.qr))
+    lines.extend(line for line in screen.lines if line)
     return lines
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` columns (CJK counts 2), broken at spaces where it can."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if display_width(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for char in word:  # a word wider than the line is cut where it must be
+            if display_width(line + char) > width:
+                lines.append(line)
+                line = ""
+            line += char
+    return [*lines, line] if line or not lines else lines
 
 
 def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
 
-def compose(view: View, status: str) -> str:
-    """The whole console frame as text."""
-    left = [
-        "┌─ 顾客显示屏 Customer display ─",
-        *(f"│ {line}" for line in screen_lines(view.screen)),
+def _fit(text: str, width: int) -> str:
+    """`text` cut to `width` columns, marked with … when cut."""
+    if display_width(text) <= width:
+        return text
+    while display_width(text) > width - 1:
+        text = text[:-1]
+    return text + "…"
+
+
+def _column(title: str, lines: list[str], width: int, rows: int) -> list[str]:
+    """A titled column of at most `rows` lines; lines that do not fit are counted at the end."""
+    body = [f"│ {line}" for line in lines]
+    if len(body) + 1 > rows:
+        kept = max(0, rows - 2)
+        body = [*body[:kept], f"│ … {len(lines) - kept} more lines"]
+    return [_fit(line, width) for line in [f"┌─ {title} ─", *body]]
+
+
+def compose(view: View, status: str, size: tuple[int, int] = (80, 24)) -> str:
+    """The whole console frame as text, fitting a terminal of `size` (columns, rows; 80x24 at
+    least): the state line, the customer display beside the QR it shows or the last receipt, the
+    keys, the status line."""
+    width, height = max(size[0], 80), max(size[1], 24)
+    footer = [*HELP, _fit(status, width)]
+    rows = height - 1 - len(footer)
+    if rows > 17:
+        footer.insert(0, "")
+        rows -= 1
+    left_text = [
+        piece for line in screen_lines(view.screen) for piece in wrap(line, LEFT_WIDTH - 3)
     ]
-    right = ["┌─ 上一张小票 Last receipt ─", *(f"│ {line}" for line in view.receipt_lines)]
-    rows = max(len(left), len(right))
+    left = _column("顾客显示屏 Customer display", left_text, LEFT_WIDTH, rows)
+    right_width = width - LEFT_WIDTH
+    if view.screen.qr:
+        qr = qr_lines(view.screen.qr)
+        if len(qr) + 1 > rows or display_width(qr[0]) > right_width - 2:
+            qr = qr_lines(view.screen.qr, border=1)
+        right = _column("顾客扫码 Customer scans", qr, right_width, rows)
+    else:
+        right = _column("上一张小票 Last receipt", list(view.receipt_lines), right_width, rows)
     body = [
         _pad(left[i] if i < len(left) else "", LEFT_WIDTH) + (right[i] if i < len(right) else "")
-        for i in range(rows)
+        for i in range(max(len(left), len(right)))
     ]
-    state = f"状态 State: {view.state.phase}"
-    if view.state.notice:
-        state += f" · {view.state.notice}"
-    if view.state.printer_notice:
-        state += f" · 打印机需要处理 Printer needs attention: {view.state.printer_notice}"
-    for device, message in view.state.device_notices:
-        state += f" · 设备 {device}: {message}"
-    return "\n".join([state, *body, "", *HELP, status])
+    return "\n".join([_fit(_state_line(view), width), *body, *footer])
+
+
+def _state_line(view: View) -> str:
+    state = view.state
+    line = f"状态 State: {state.phase}"
+    if state.notice:
+        line += f" · {state.notice}"
+    if state.printer_notice:
+        line += f" · 打印机需要处理 Printer needs attention: {state.printer_notice}"
+    for device, message in state.device_notices:
+        line += f" · 设备 {device}: {message}"
+    return line
 
 
 class Console:
@@ -144,9 +200,10 @@ class Console:
     def draw(self, view: View | None = None) -> None:
         rt = self.runtime
         view = view or View(rt.state, rt.screen, rt.receipt_lines)
-        frame = compose(view, self.status)
-        with _unless_hung_up():
-            self.out.write(CLEAR + frame.replace("\n", "\r\n") + "\r\n")
+        size = shutil.get_terminal_size()
+        frame = compose(view, self.status, (size.columns, size.lines))
+        with _unless_hung_up():  # no newline after the last row: it would scroll the frame
+            self.out.write(CLEAR + frame.replace("\n", "\r\n"))
             self.out.flush()
 
     @contextlib.contextmanager

@@ -76,7 +76,7 @@ class DemoScript:
         await self.h.show_qr()
         self.h.keypad.press(Key.CANCEL)
         state = await self.h.result()
-        if state.phase is not Phase.DECLINED:
+        if state.phase is not Phase.CANCELLED:
             return f"FAIL expected a cancelled sale, got {state.phase}"
         row = (await self.h.rows())[-1]
         remote = await self.h.remote(row.out_trade_no)

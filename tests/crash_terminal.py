@@ -161,7 +161,7 @@ async def main(
         while True:
             amount = next_amount(work / "counter")
             await rng.choice([code_sale, qr_sale])(h, rng, amount)
-            await h.until(lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED))
+            await h.until(lambda s: s.phase in (Phase.APPROVED, Phase.DECLINED, Phase.CANCELLED))
             await maybe_refund(h, rng)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import zxingcpp
 
 from pos_terminal.console import compose, qr_lines, screen_lines
 from pos_terminal.machine import Phase, Sale, Session, State
 from pos_terminal.ports import Screen
+from pos_terminal.receipt import display_width
 from pos_terminal.runtime import View
 
 
@@ -42,6 +44,36 @@ def test_the_frame_shows_each_device_in_trouble() -> None:
     assert "camera decode: failed (KeyError)" in frame.splitlines()[0]
 
 
-def test_screen_lines_include_the_qr_only_when_present() -> None:
-    assert len(screen_lines(Screen("x"))) == 1
-    assert len(screen_lines(Screen("x", qr="weixin://wxpay/bizpayurl?pr=abc"))) > 10
+def test_screen_lines_are_the_text_and_the_qr_is_drawn_beside_it() -> None:
+    url = "weixin://wxpay/bizpayurl?pr=p4lpSuKzz"
+    assert screen_lines(Screen("x", 1234, ("", "y"), qr=url)) == ["x", "   ¥12.34", "y"]
+    frame = compose(View(State(mode=Sale(Phase.IDLE)), Screen("x", qr=url), ()), "")
+    assert qr_lines(url, border=1)[2] in frame and "Customer scans" in frame
+
+
+LONG_URL = "weixin://wxpay/bizpayurl?pr=" + "Ab3dE6gH9k" * 3
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [
+        Screen(
+            "请付款 Please pay", 999_999_999, ("请出示付款码 Show your payment code",), LONG_URL
+        ),
+        Screen(
+            "扫描小票二维码或输入单号 Scan the receipt QR or type the order no.",
+            lines=("1234", "多笔交易匹配 Several sales end in 1234: type more digits"),
+        ),
+        Screen("x", lines=tuple(f"line {n} " * 8 for n in range(30))),
+    ],
+)
+def test_every_frame_fits_80_by_24_with_title_and_amount_on_top(screen: Screen) -> None:
+    receipt = tuple(f"收据 receipt line {n}" for n in range(60))
+    state = State(mode=Sale(Phase.AWAITING_PAYMENT, notice="余额不足 Insufficient balance " * 4))
+    lines = compose(View(state, screen, receipt), "status " * 20).split("\n")
+    assert len(lines) <= 24
+    assert all(display_width(line) <= 80 for line in lines), max(lines, key=display_width)
+    assert lines[0].startswith("状态 State: AWAITING_PAYMENT")
+    assert screen.title.split()[0] in lines[2]
+    if screen.amount_fen is not None:
+        assert "¥9,999,999.99" in lines[3]

@@ -130,7 +130,7 @@ def test_cancel_while_the_customer_types_the_password_reverses(tmp_path: Path) -
             await h.until(lambda s: any("password" in x.title for x in h.display.history))
             h.keypad.press(Key.CANCEL)
             state = await h.result()
-            assert state.phase is Phase.DECLINED and state.notice == "cancelled"
+            assert state.phase is Phase.CANCELLED and state.notice == ""
             [row] = await h.rows()
             assert row.state is RowState.REVERSED
             assert await h.remote(row.out_trade_no) == "REVOKED"
@@ -145,7 +145,7 @@ def test_cancel_while_the_qr_is_shown_closes_the_order(tmp_path: Path) -> None:
             code_url = await h.show_qr()
             h.keypad.press(Key.CANCEL)
             state = await h.result()
-            assert state.phase is Phase.DECLINED
+            assert state.phase is Phase.CANCELLED
             [row] = await h.rows()
             assert row.state is RowState.CLOSED
             assert await h.remote(row.out_trade_no) == "CLOSED"

@@ -132,6 +132,11 @@ DECLINED         point                     ENTERING_AMOUNT
 DECLINED         enter                     AWAITING_PAYMENT
 DECLINED         cancel                    IDLE
 DECLINED         TimerExpired result_hold  AWAITING_PAYMENT
+CANCELLED        digit                     ENTERING_AMOUNT
+CANCELLED        point                     ENTERING_AMOUNT
+CANCELLED        enter                     IDLE
+CANCELLED        cancel                    IDLE
+CANCELLED        TimerExpired result_hold  IDLE
 SUPERVISOR_PIN   digit                     SUPERVISOR_PIN
 SUPERVISOR_PIN   backspace                 SUPERVISOR_PIN
 SUPERVISOR_PIN   enter                     IDLE
@@ -158,7 +163,7 @@ REFUND_RESULT    TimerExpired result_hold  IDLE
 RESULTS = {
     "PaymentApproved": P.PRINTING,
     "PaymentDeclined": P.DECLINED,
-    "PaymentCancelled": P.DECLINED,
+    "PaymentCancelled": P.CANCELLED,
     "PaymentException": P.EXCEPTION,
     "PaymentInDoubt": P.IN_DOUBT,
 }
@@ -299,7 +304,7 @@ def test_a_large_amount_is_confirmed_again_in_words() -> None:
         State(session, Sale(P.ENTERING_AMOUNT, 1_200_000)), press(Key.ENTER), press(Key.ENTER)
     )
     assert state.phase is P.CONFIRMING_LARGE
-    again = ("壹万贰仟元整", "大额, 请再按 Enter 确认 Large amount: Enter again to confirm")
+    again = ("壹万贰仟元整", "大额请再按 Enter 确认 Large amount: Enter again to confirm")
     assert effects == [m.Show(Screen("请再次确认 Confirm again", 1_200_000, again))]
     state, _ = m.step(state, press(Key.ENTER))
     assert state.phase is P.AWAITING_PAYMENT and state.amount_fen == 1_200_000
@@ -454,7 +459,7 @@ def test_a_contradiction_asks_for_a_supervisor_and_starts_no_timer() -> None:
 
 def test_a_cancelled_payment_says_nobody_was_charged() -> None:
     state, effects = m.step(at(P.CANCELLING), m.PaymentCancelled(3))
-    assert state.phase is P.DECLINED and state.notice == "cancelled"
+    assert state.phase is P.CANCELLED and state.notice == ""
     assert effects == [
         m.Show(Screen("已取消 Cancelled", 1234, ("未扣款 Nothing was charged",))),
         m.StartTimer("result_hold", "result_hold"),

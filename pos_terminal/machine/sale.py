@@ -21,7 +21,7 @@ from pos_terminal.machine.state import Phase, Sale, State
 from pos_terminal.ports import Key
 
 P = Phase
-_HOLDING = (P.APPROVED, P.DECLINED)  # results on screen until the result timer runs out
+_HOLDING = (P.APPROVED, P.DECLINED, P.CANCELLED)  # results on screen until the result timer
 _EDITING = (P.IDLE, P.ENTERING_AMOUNT, *_HOLDING)
 _CONFIRMING = (P.CONFIRMING, P.CONFIRMING_LARGE)
 _CANCELLABLE = (P.ENTERING_AMOUNT, *_CONFIRMING, P.AWAITING_PAYMENT, *_HOLDING, P.EXCEPTION)
@@ -79,10 +79,7 @@ def _confirm(state: State, sale: Sale, event: KeyPressed) -> Outcome:
 
 
 def _pay_again(state: State, sale: Sale, event: KeyPressed | TimerExpired) -> Outcome:
-    """A declined sale goes back to the payment prompt with its amount until it is cancelled;
-    a sale the cashier cancelled (or that expired) ends."""
-    if sale.nobody_charged:
-        return idle(state, leaving=sale.phase)
+    """A declined sale goes back to the payment prompt with its amount until it is cancelled."""
     stop = (CancelTimer(Timer.RESULT),) if isinstance(event, KeyPressed) else ()
     return Next(state, stop).then(_await_payment(state, sale.amount_fen, sale.notice))
 
@@ -115,7 +112,7 @@ def after_tender(state: State, result: TenderExit) -> Next:
         case TenderDeclined(amount_fen=fen, reason=reason):
             declined = Sale(P.DECLINED, fen, notice=reason)
         case TenderCancelled(amount_fen=fen):
-            declined = Sale(P.DECLINED, fen, notice="cancelled", nobody_charged=True)
+            declined = Sale(P.CANCELLED, fen)
         case TenderContradicted(amount_fen=fen, reason=reason):
             return Next(replace(state, mode=Sale(P.EXCEPTION, fen, notice=reason)))
     return Next(replace(state, mode=declined), (start(Timer.RESULT),))
@@ -135,10 +132,10 @@ SALE = Table(
         key(_CANCELLABLE, Key.CANCEL, P.IDLE, _to_idle),
         timer(P.AWAITING_PAYMENT, Timer.AWAITING, P.IDLE, _to_idle),
         on(P.PRINTING, PrintDone, P.APPROVED, _printed),
-        key((P.APPROVED, P.EXCEPTION), Key.ENTER, P.IDLE, _to_idle),
-        timer(P.APPROVED, Timer.RESULT, P.IDLE, _to_idle),
-        key(P.DECLINED, Key.ENTER, (P.AWAITING_PAYMENT, P.IDLE), _pay_again),
-        timer(P.DECLINED, Timer.RESULT, (P.AWAITING_PAYMENT, P.IDLE), _pay_again),
+        key((P.APPROVED, P.CANCELLED, P.EXCEPTION), Key.ENTER, P.IDLE, _to_idle),
+        timer((P.APPROVED, P.CANCELLED), Timer.RESULT, P.IDLE, _to_idle),
+        key(P.DECLINED, Key.ENTER, P.AWAITING_PAYMENT, _pay_again),
+        timer(P.DECLINED, Timer.RESULT, P.AWAITING_PAYMENT, _pay_again),
         key((P.IDLE, P.APPROVED), Key.REPRINT, (), _reprint),
         on(P.IDLE, CodeScanned, (), _scanned_while_idle),
     ),

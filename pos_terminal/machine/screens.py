@@ -59,7 +59,7 @@ def _sale(state: State, sale: Sale) -> Screen:
         case Phase.CONFIRMING:
             return Screen("请确认金额 Confirm amount", fen, ("Enter 确认 confirm",))
         case Phase.CONFIRMING_LARGE:
-            again = "大额, 请再按 Enter 确认 Large amount: Enter again to confirm"
+            again = "大额请再按 Enter 确认 Large amount: Enter again to confirm"
             return Screen("请再次确认 Confirm again", fen, (money.in_words(fen), again))
         case Phase.AWAITING_PAYMENT:
             lines = (
@@ -76,7 +76,7 @@ def _sale(state: State, sale: Sale) -> Screen:
             return Screen(
                 "支付成功 Approved", paid, ("打印机需要处理 Printer needs attention", sale.notice)
             )
-        case Phase.DECLINED if sale.nobody_charged:
+        case Phase.CANCELLED:
             return Screen("已取消 Cancelled", fen, ("未扣款 Nothing was charged",))
         case Phase.DECLINED:
             return Screen("支付失败 Declined", fen, (sale.notice,))

@@ -31,6 +31,7 @@ class Phase(StrEnum):
     PRINTING = "PRINTING"
     APPROVED = "APPROVED"
     DECLINED = "DECLINED"
+    CANCELLED = "CANCELLED"  # cancelled by the cashier, or its QR expired: nothing charged
     SUPERVISOR_PIN = "SUPERVISOR_PIN"  # refunds need the supervisor's PIN
     REFUND_ORDER = "REFUND_ORDER"  # scan the receipt's QR or type the order number
     REFUND_AMOUNT = "REFUND_AMOUNT"  # full by default, or key a partial amount
@@ -83,13 +84,13 @@ class Sale(ModeBase):
             Phase.PRINTING,
             Phase.APPROVED,
             Phase.DECLINED,
+            Phase.CANCELLED,
             Phase.EXCEPTION,
         }
     )
     amount_fen: int = 0
     decimals: int | None = None  # digits keyed after the point (money.Keyed)
     notice: str = ""  # one line for the cashier (declined reason, refused scan ...)
-    nobody_charged: bool = False  # DECLINED after a cancel or expiry
     printed: bool = True  # APPROVED: the receipt came out
 
 

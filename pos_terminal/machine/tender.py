@@ -97,7 +97,7 @@ def result_rules(*sources: Phase) -> tuple[Rule[Tender, Any], ...]:
     return (
         on(sources, PaymentApproved, P.PRINTING, _approved),
         on(sources, PaymentDeclined, P.DECLINED, _declined),
-        on(sources, PaymentCancelled, P.DECLINED, _cancelled),
+        on(sources, PaymentCancelled, P.CANCELLED, _cancelled),
         on(sources, PaymentException, P.EXCEPTION, _exception),
         *((on(doubtful, PaymentInDoubt, P.IN_DOUBT, _in_doubt),) if doubtful else ()),
     )
