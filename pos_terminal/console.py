@@ -77,6 +77,12 @@ def compose(view: View, status: str) -> str:
         "┌─ 顾客显示屏 Customer display ─",
         *(f"│ {line}" for line in screen_lines(view.screen)),
     ]
+    if view.cashier_screen != view.screen:  # a supervisor's prompt: the cashier's eyes only
+        left = [
+            "┌─ 收银员 Cashier ─",
+            *(f"│ {line}" for line in screen_lines(view.cashier_screen)),
+            *left,
+        ]
     right = ["┌─ 上一张小票 Last receipt ─", *(f"│ {line}" for line in view.receipt_lines)]
     rows = max(len(left), len(right))
     body = [
@@ -114,7 +120,7 @@ class Console:
 
     def draw(self, view: View | None = None) -> None:
         rt = self.runtime
-        view = view or View(rt.state, rt.screen, rt.receipt_lines)
+        view = view or View(rt.state, rt.screen, rt.receipt_lines, rt.cashier_screen)
         frame = compose(view, self.status)
         self.out.write("\x1b[H\x1b[2J" + frame.replace("\n", "\r\n") + "\r\n")
         self.out.flush()

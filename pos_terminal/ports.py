@@ -31,7 +31,7 @@ class Key(StrEnum):
 
 @dataclass(frozen=True)
 class Screen:
-    """What the customer display shows."""
+    """What a display shows: the customer's, or the cashier's side."""
 
     title: str
     amount_fen: int | None = None
@@ -95,7 +95,9 @@ class Display(Protocol):
 
     async def close(self) -> None: ...
 
-    def show(self, screen: Screen) -> None: ...
+    def show(self, screen: Screen, cashier: Screen | None = None) -> None:
+        """Show `screen` to the customer. `cashier`, when given, is what the cashier sees
+        instead (a supervisor's prompt): only a display with a cashier's side shows it."""
 
 
 class ReceiptPrinter(Protocol):
