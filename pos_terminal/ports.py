@@ -124,6 +124,8 @@ class PrinterSettings:
     native_qr: bool = False  # the printer draws QR codes itself (GS ( k); else they are raster
     cutter: bool = False
     encoding: Literal["gb18030", "gbk"] = "gb18030"
+    # which copies a reprint (重印 REPRINT) prints; a first print is both
+    reprint_copies: Literal["customer", "merchant", "both"] = "customer"
 
 
 # ---------------------------------------------------------------------------- backends
