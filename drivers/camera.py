@@ -39,9 +39,7 @@ class CameraConfig:
     decoder: Literal["zxing", "pyzbar"] = "zxing"
     # frames wider than this are downscaled before decoding (cost grows with the pixel count)
     decode_width: int = field(default=640, metadata=bounds(min=160, max=3840))
-    preprocess: bool = (
-        True  # on a miss, retry levelled/upscaled/sharpened and with the other decoder
-    )
+    preprocess: bool = True  # on a miss, retry on the barcode cut out upright, then levelled
     repeat_window_s: float = field(default=3.0, metadata=bounds(min=0.0, max=600.0))
     reopen_delay_s: float = field(default=2.0, metadata=bounds(min=0.1, max=60.0))
 

@@ -84,19 +84,19 @@ def frame(
     screen[margin : margin + sh, margin : margin + sw] = symbol
     h, w = screen.shape
     d = distortion
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     lean = d.tilt * w
-    dst = np.float32([[lean, 0], [w - lean, 0], [w, h], [0, h]])
-    centre = np.float32([w / 2, h / 2])
+    dst = np.array([[lean, 0], [w - lean, 0], [w, h], [0, h]], np.float32)
+    centre = np.array([w / 2, h / 2], np.float32)
     angle = np.deg2rad(d.rotate)
-    rot = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    dst = (dst - centre) @ rot.T + np.float32([width / 2, height / 2])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+    dst = np.asarray((dst - centre) @ rot.T + np.array([width / 2, height / 2]), np.float32)
     matrix = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     mask = cv2.warpPerspective(np.full_like(screen, 255), matrix, (width, height))
     warped = cv2.warpPerspective(screen, matrix, (width, height), flags=cv2.INTER_AREA)
     out = np.where(mask > 0, warped, canvas).astype(np.float32)
     if d.blur:
-        out = cv2.GaussianBlur(out, (0, 0), d.blur)
+        out = np.asarray(cv2.GaussianBlur(out, (0, 0), d.blur), np.float32)
     out = 128 + (out - 128) * d.contrast
     if d.glare:
         yy, xx = np.mgrid[0:height, 0:width]
@@ -121,7 +121,8 @@ def empty_frame(kind: Literal["noise", "scene", "black"], seed: int = 0) -> Imag
     if kind == "black":
         return np.zeros((480, 640), np.uint8)
     small = rng.integers(0, 256, (6, 8)).astype(np.uint8)
-    return cv2.GaussianBlur(cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC), (0, 0), 8)
+    smooth = cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
+    return np.asarray(cv2.GaussianBlur(smooth, (0, 0), 8), np.uint8)
 
 
 # ---------------------------------------------------------------------------- the camera

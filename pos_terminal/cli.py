@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.metadata
 import logging
+import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pos_terminal import systemd
 from pos_terminal.config import Config, load_config
 from pos_terminal.errors import ConfigError, PosError
 
+if TYPE_CHECKING:  # the terminal's assembly is imported when a command runs it
+    from pos_terminal.app import Terminal
+
 log = logging.getLogger("pos_terminal")
 DEFAULT_CONFIG = Path("config/terminal.yaml")
 CONFIG_HELP = f"the terminal's YAML configuration (default: {DEFAULT_CONFIG})"
+# Ctrl-C, systemd's stop, the terminal window closed
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print every key with its type, range and default (Markdown) instead",
     )
 
+    commands.add_parser(
+        "pin-hash",
+        help="ask for a supervisor PIN (not echoed) and print staff.supervisor_pin_sha256",
+    )
     commands.add_parser("diagram", help="print the sale state machine as a Mermaid diagram")
     commands.add_parser(
         "decode", help="decode payment codes in image files (camera check)", add_help=False
@@ -128,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
             sys.stdout.write(mermaid())
             return 0
+        if args.command == "pin-hash":
+            from pos_terminal.supervisor_pin import main as pin_hash
+
+            return pin_hash()
         if args.command == "config" and args.reference:
             from pos_terminal.config_reference import reference
 
@@ -174,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             check_demo_config(config, str(args.config))
             shutil.rmtree(args.work_dir, ignore_errors=True)  # every demo starts from nothing
             _log_to_file(Path(args.work_dir) / "demo.log")
-            return asyncio.run(run_demo(config, args.work_dir))
+            outcome = asyncio.run(_until_signalled(run_demo(config, args.work_dir)))
+            if isinstance(outcome, signal.Signals):
+                print(f"pos-terminal demo: interrupted ({_signal_name(outcome)})", file=sys.stderr)
+                return exit_by(outcome)
+            return outcome
         if not args.headless:
             not_tty = [name for name in ("stdout", "stdin") if not getattr(sys, name).isatty()]
             if not_tty:
@@ -187,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
-        return asyncio.run(run_terminal(config, interactive=not args.headless))
+        stopped_by = asyncio.run(run_terminal(config, interactive=not args.headless))
+        return 0 if stopped_by is None else exit_by(stopped_by)
+    except KeyboardInterrupt:  # Ctrl-C while the terminal starts, before its handler is in place
+        print(f"pos-terminal {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return exit_by(signal.SIGINT)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -248,48 +273,121 @@ def _notify_server(config: Config, host: str | None, port: int | None) -> int:
     )
 
 
-async def run_terminal(config: Config, *, interactive: bool) -> int:
-    """Run until SIGINT/SIGTERM; an in-flight payment is left to recovery at the next start."""
+async def run_terminal(config: Config, *, interactive: bool) -> signal.Signals | None:
+    """Run until SIGINT, SIGTERM or SIGHUP, then say what is left to recovery at the next start.
+
+    Returns the signal that stopped it.
+    """
     from pos_terminal.app import open_terminal
+    from pos_terminal.in_flight import NOTHING, in_flight
 
     if interactive:
         _log_to_file(Path(config.journal.path).parent / "pos-terminal.log")
     else:
         _log_to_stderr()
+    stopped_by: list[signal.Signals] = []
     async with open_terminal(config) as terminal:
         runtime = terminal.runtime
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, runtime.stop)
+
+        def on_signal(sig: signal.Signals) -> None:
+            stopped_by.append(sig)
+            runtime.stop()
+
+        _on_first_stop_signal(on_signal)
         runner = asyncio.create_task(runtime.run())
         ready = asyncio.create_task(_announce_ready(terminal.runtime.ready, interactive))
-        if not interactive:
-            await runner
-            ready.cancel()
-            return 0
-        from hw_mocks.customer import MockCustomer  # the laptop console's wiring only
-        from hw_mocks.keypad import MockKeypad
-        from hw_mocks.scanner import MockScanner
-        from pos_terminal.console import Console
-
-        keypad, scanner = terminal.devices.inputs["keypad"], terminal.devices.inputs["scanner"]
-        if (
-            terminal.sandbox is None
-            or not isinstance(keypad, MockKeypad)
-            or not isinstance(scanner, MockScanner)
-        ):
-            runtime.stop()
-            await runner
-            raise ConfigError("the console UI needs the sandbox and mock keypad and scanner")
-        customer = MockCustomer(terminal.sandbox.base_url)
-        console = Console(runtime, keypad, scanner, customer)
         try:
-            with console.attached():
-                await runner
+            await (_run_console(terminal, runner) if interactive else runner)
         finally:
             ready.cancel()
-            await customer.aclose()
-    return 0
+        left = await runtime.journal(in_flight)
+    _say_stopped(stopped_by[0] if stopped_by else None, left or [NOTHING], interactive)
+    return stopped_by[0] if stopped_by else None
+
+
+async def _run_console(terminal: Terminal, runner: asyncio.Task[None]) -> None:
+    """The laptop console, on the mock keypad and scanner and the sandbox: loaded only here, so
+    a headless run imports no mock."""
+    from hw_mocks.customer import MockCustomer
+    from hw_mocks.keypad import MockKeypad
+    from hw_mocks.scanner import MockScanner
+    from pos_terminal.console import Console
+
+    keypad, scanner = terminal.devices.inputs["keypad"], terminal.devices.inputs["scanner"]
+    if (
+        terminal.sandbox is None
+        or not isinstance(keypad, MockKeypad)
+        or not isinstance(scanner, MockScanner)
+    ):
+        terminal.runtime.stop()
+        await runner
+        raise ConfigError("the console UI needs the sandbox and mock keypad and scanner")
+    customer = MockCustomer(terminal.sandbox.base_url)
+    try:
+        with Console(terminal.runtime, keypad, scanner, customer).attached():
+            await runner
+    finally:
+        await customer.aclose()
+
+
+def _on_first_stop_signal(react: Callable[[signal.Signals], None]) -> None:
+    """Call `react` on the first SIGINT, SIGTERM or SIGHUP. A second one ends the process at
+    once: the journal is safe then too, as after a power cut."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        for each in STOP_SIGNALS:
+            loop.remove_signal_handler(each)
+            signal.signal(each, signal.SIG_DFL)
+        react(sig)
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def _until_signalled(main: Coroutine[Any, Any, int]) -> int | signal.Signals:
+    """Run `main` to its end, or cancel it on SIGINT/SIGTERM/SIGHUP and return that signal."""
+    task = asyncio.ensure_future(main)
+    got: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        got.append(sig)
+        task.cancel()
+
+    _on_first_stop_signal(on_signal)
+    try:
+        status = await task
+    except asyncio.CancelledError:
+        if not got:
+            raise
+    return got[0] if got else status
+
+
+def _signal_name(sig: signal.Signals | None) -> str:
+    return "Ctrl-C" if sig is signal.SIGINT else (sig.name if sig else "stop")
+
+
+def _say_stopped(sig: signal.Signals | None, left: list[str], interactive: bool) -> None:
+    """On the console (and in the log): why it stopped and what the next start will resolve."""
+    lines = [f"已停止 Stopped ({_signal_name(sig)})", *left]
+    for line in lines:
+        log.info("%s", line)
+    if interactive:
+        with contextlib.suppress(OSError):  # the window was closed (SIGHUP): the log has it
+            print("\n".join(lines), flush=True)
+
+
+def exit_by(sig: signal.Signals) -> int:
+    """End the process by the signal that stopped it, as a shell expects of an interrupted
+    program: the shell sees 128 + N (130 for Ctrl-C, 143 for SIGTERM), systemd a clean stop
+    (it counts SIGHUP, SIGINT and SIGTERM as clean)."""
+    with contextlib.suppress(OSError):  # a terminal or pipe that is gone
+        sys.stdout.flush()
+        sys.stderr.flush()
+    logging.shutdown()
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+    return 128 + sig  # not reached: the default action of both signals ends the process
 
 
 async def _announce_ready(ready: asyncio.Event, interactive: bool) -> None:

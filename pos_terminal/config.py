@@ -19,6 +19,7 @@ from pos_terminal.errors import ConfigError
 from pos_terminal.payment_codes import CodeRules, CodeRulesConfig
 from pos_terminal.payments.numbers import TERMINAL_ID_CHARS, TERMINAL_ID_MAX
 from pos_terminal.registry import DevicesConfig
+from pos_terminal.supervisor_pin import check_pin_sha256
 
 
 def _terminal_id(value: str) -> None:
@@ -81,7 +82,7 @@ class WeChatConfig:
     notify_url: str = field(
         default="https://pos.example.com/wechatpay/notify", metadata=bounds(max_len=255)
     )
-    # merchant.json as the sandbox writes it; ignored when the sandbox is enabled
+    # merchant.json as the sandbox writes it; refused while the sandbox is enabled
     merchant_file: str = ""
     # primary first, then backup: the next is tried only when a request could not be sent
     hosts: tuple[str, ...] = ("https://api.mch.weixin.qq.com", "https://api2.mch.weixin.qq.com")
@@ -145,8 +146,12 @@ class ScreenConfig:
 
 @dataclass(frozen=True)
 class StaffConfig:
-    # sha256 hex of the supervisor PIN that authorises refunds; empty turns refunds off
-    supervisor_pin_sha256: str = ""
+    # sha256 hex of the supervisor PIN that authorises refunds (`pos-terminal pin-hash` makes
+    # it); empty turns refunds off
+    supervisor_pin_sha256: str = field(
+        default="",
+        metadata=bounds(check=check_pin_sha256, rule="64 lower-case hex digits, or empty"),
+    )
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,22 @@ def parse_config(text: str, name: str = "<config>") -> Config:
     config: Config = reader.read(Config, node, "")
     if not config.wechat.sandbox.enabled:
         _require_production_wechat(config.wechat, reader, node)
+    elif config.wechat.merchant_file:
+        raise reader.error(
+            _node_at(node, "wechat.merchant_file"),
+            "wechat.merchant_file",
+            "given while wechat.sandbox.enabled is true, so the sandbox would take every payment "
+            "and WeChat none: set wechat.sandbox.enabled: false for real payments, or remove it",
+        )
+    if config.notify.listen and not config.wechat.sandbox.enabled:
+        host = urlsplit(config.wechat.notify_url).hostname or ""
+        if _reserved_name(host):
+            raise reader.error(
+                _node_at(node, "wechat.notify_url"),
+                "wechat.notify_url",
+                f"{host} is a reserved example name WeChat cannot post to, so notify.listen "
+                "would never hear a notification: name the HTTPS proxy in front of it",
+            )
     for key, check in (
         ("wechat.notify_url", lambda: config.wechat.notify_path),
         ("notify.listen", lambda: config.notify.address),
@@ -268,6 +289,27 @@ def split_host_port(text: str) -> tuple[str, int]:
     if int(port) > 65535:
         raise ValueError(f"port {port} is out of range: must be between 0 and 65535")
     return host, int(port)
+
+
+def _reserved_name(host: str) -> bool:
+    """Names no public host has: example.com/net/org and the reserved top-level names."""
+    host = host.lower().rstrip(".")
+    examples = ("example.com", "example.net", "example.org")
+    if any(host == name or host.endswith("." + name) for name in examples):
+        return True
+    return host.rpartition(".")[2] in ("example", "test", "invalid", "localhost")
+
+
+def _node_at(root: yaml.Node, dotted: str) -> yaml.Node:
+    """The value node of a dotted key path (for the line of an error), else the deepest found."""
+    node = root
+    for name in dotted.split("."):
+        pairs = node.value if isinstance(node, yaml.MappingNode) else []
+        found = [value for key, value in pairs if key.value == name]
+        if not found:
+            break
+        node = found[0]
+    return node
 
 
 def _require_production_wechat(wechat: WeChatConfig, reader: NodeReader, node: yaml.Node) -> None:

@@ -22,6 +22,7 @@ from hw_mocks.customer import MockCustomer, Wallet
 from hw_mocks.keypad import MockKeypad
 from hw_mocks.scanner import MockScanner
 from pos_terminal import money
+from pos_terminal.console_keys import ESC, ESC_TIMEOUT_S, KeyDecoder
 from pos_terminal.machine import Phase
 from pos_terminal.payment_codes import mask_code
 from pos_terminal.ports import Key, Screen
@@ -33,10 +34,35 @@ log = logging.getLogger(__name__)
 HELP = (
     "收银 Cashier: 0-9 . amount · Enter confirm · Backspace · Del clear · Esc cancel · q show QR",
     "              r reprint the last receipt · f refund (supervisor PIN)",
+    "扫码 Scanner: l scan the last sale's receipt QR · c type a code to scan",
     "顾客 Customer: w show WeChat code · s pay slowly (password) · n code, no balance",
     "               p scan & pay the QR on screen · Ctrl-C quit",
 )
+CASHIER_KEYS = {
+    "\r": Key.ENTER,
+    "\n": Key.ENTER,
+    "\x1bOM": Key.ENTER,  # keypad Enter in application mode
+    "\x7f": Key.BACKSPACE,
+    "\x08": Key.BACKSPACE,
+    "\x1b[3~": Key.CLEAR,  # Del
+    ".": Key.POINT,
+    "\x1bOn": Key.POINT,  # keypad point in application mode
+    "\uff0e": Key.POINT,  # full-width point from an IME
+    ESC: Key.CANCEL,  # a lone Esc only: the decoder keeps sequences whole
+    "q": Key.QR,
+    "r": Key.REPRINT,
+    "f": Key.REFUND,
+}
+WALLETS = {"w": Wallet.PAID, "s": Wallet.SLOW, "n": Wallet.NOT_ENOUGH}
+# digits as the keypad (application mode: ESC O p..y) and a full-width IME (０-９) send them
+DIGITS = {
+    **{d: d for d in "0123456789"},
+    **{f"\x1bO{chr(ord('p') + n)}": str(n) for n in range(10)},
+    **{chr(0xFF10 + n): str(n) for n in range(10)},
+}
+CODE_PROMPT = "扫码 Scan: type the code, Enter scans, Esc stops: "
 LEFT_WIDTH = 46
+CLEAR = "\x1b[H\x1b[2J"  # cursor home, erase the screen
 
 
 def qr_lines(data: str) -> list[str]:
@@ -117,13 +143,17 @@ class Console:
         self.out = out
         self.status = ""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._decoder = KeyDecoder()
+        self._esc_timer: asyncio.TimerHandle | None = None
+        self._typed: str | None = None  # the code being typed after `c`, None when not asked
 
     def draw(self, view: View | None = None) -> None:
         rt = self.runtime
         view = view or View(rt.state, rt.screen, rt.receipt_lines, rt.cashier_screen)
         frame = compose(view, self.status)
-        self.out.write("\x1b[H\x1b[2J" + frame.replace("\n", "\r\n") + "\r\n")
-        self.out.flush()
+        with _unless_hung_up():
+            self.out.write(CLEAR + frame.replace("\n", "\r\n") + "\r\n")
+            self.out.flush()
 
     @contextlib.contextmanager
     def attached(self, stdin: TextIO = sys.stdin) -> Iterator[None]:
@@ -132,6 +162,9 @@ class Console:
         saved = termios.tcgetattr(fd)
         loop = asyncio.get_running_loop()
         tty.setcbreak(fd)
+        mode = termios.tcgetattr(fd)
+        mode[tty.IFLAG] &= ~termios.IXON  # Ctrl-S would freeze the screen until Ctrl-Q
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
         self.runtime.observers.append(self.draw)
         loop.add_reader(fd, self._on_input, fd)
         self.draw()
@@ -139,38 +172,81 @@ class Console:
             yield
         finally:
             loop.remove_reader(fd)
+            if self._esc_timer is not None:
+                self._esc_timer.cancel()
             self.runtime.observers.remove(self.draw)
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-            self.out.write("\r\n")
+            with _unless_hung_up():
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+                self.out.write(CLEAR)  # no QR left on screen for anyone to pay
+                self.out.flush()
 
     def _on_input(self, fd: int) -> None:
-        data = os.read(fd, 64).decode("utf-8", errors="replace")
-        for key in _split_keys(data):
+        self.feed(os.read(fd, 256))
+
+    def feed(self, data: bytes) -> None:
+        """Raw keyboard bytes: keys now, and a trailing Esc once nothing follows it in time."""
+        if self._esc_timer is not None:
+            self._esc_timer.cancel()
+            self._esc_timer = None
+        for key in self._decoder.feed(data):
+            self.handle_key(key)
+        if self._decoder.pending:
+            loop = asyncio.get_running_loop()
+            self._esc_timer = loop.call_later(ESC_TIMEOUT_S, self._esc_timed_out)
+
+    def _esc_timed_out(self) -> None:
+        self._esc_timer = None
+        for key in self._decoder.timeout():
             self.handle_key(key)
 
     def handle_key(self, key: str) -> None:
-        """Map one key (or escape sequence) to a keypad press or a customer action."""
-        cashier = {
-            "\r": Key.ENTER,
-            "\n": Key.ENTER,
-            "\x7f": Key.BACKSPACE,
-            "\x08": Key.BACKSPACE,
-            "\x1b[3~": Key.CLEAR,
-            ".": Key.POINT,
-            "\x1b": Key.CANCEL,
-            "q": Key.QR,
-            "r": Key.REPRINT,
-            "f": Key.REFUND,
-        }
-        if key.isdigit() and len(key) == 1:
-            self.keypad.press(key)
-        elif key in cashier:
-            self.keypad.press(cashier[key])
-        elif key in ("w", "s", "n"):
-            wallet = {"w": Wallet.PAID, "s": Wallet.SLOW, "n": Wallet.NOT_ENOUGH}[key]
-            self._spawn(self._present_code(wallet))
+        """Map one key (a character or a whole escape sequence) to a keypad press, a scan or a
+        customer action. Letters count in either case (Caps Lock); other sequences are ignored."""
+        if self._typed is not None:
+            return self._type_code(key)
+        key = key.lower() if len(key) == 1 else key
+        if key in DIGITS:
+            self.keypad.press(DIGITS[key])
+        elif key in CASHIER_KEYS:
+            self.keypad.press(CASHIER_KEYS[key])
+        elif key in WALLETS:
+            self._spawn(self._present_code(WALLETS[key]))
         elif key == "p":
             self._spawn(self._pay_qr())
+        elif key == "l":
+            self._spawn(self._scan_last_receipt())
+        elif key == "c":
+            self._typed = ""
+            self._say(CODE_PROMPT)
+        elif key.startswith(ESC):
+            self._say(f"忽略按键 key ignored: {_printable(key)}")
+
+    def _type_code(self, key: str) -> None:
+        """A key while the cashier types a code for the scanner (after `c`)."""
+        typed = self._typed or ""
+        action = CASHIER_KEYS.get(key)
+        if action in (Key.ENTER, Key.CANCEL):
+            self._typed = None
+            if action is Key.ENTER and typed:
+                self.scanner.scan(typed)
+                return self._say(f"已扫码 scanned: {_shown_code(typed)}")
+            return self._say("")
+        if action is Key.BACKSPACE:
+            typed = typed[:-1]
+        elif key in DIGITS:
+            typed += DIGITS[key]
+        elif len(key) == 1 and key.isprintable():
+            typed += key
+        self._typed = typed
+        self._say(CODE_PROMPT + typed)
+
+    async def _scan_last_receipt(self) -> None:
+        """The scanner reads the QR of the latest approved sale's receipt (its order number)."""
+        row = await self.runtime.journal(lambda j: j.latest_sale())
+        if row is None:
+            return self._say("扫码: 还没有小票 no sale's receipt to scan yet")
+        self.scanner.scan(row.out_trade_no)
+        self._say(f"已扫小票二维码 scanned the receipt QR of {row.out_trade_no}")
 
     async def _present_code(self, wallet: Wallet) -> None:
         """The scan reaches the machine after any keys typed before it (same queue)."""
@@ -205,18 +281,16 @@ class Console:
         task.add_done_callback(self._tasks.discard)
 
 
-def _split_keys(data: str) -> list[str]:
-    """Split raw input into keys; escape sequences (arrows, Del) stay whole, lone Esc is cancel."""
-    keys: list[str] = []
-    i = 0
-    while i < len(data):
-        if data.startswith("\x1b[", i):
-            j = i + 2
-            while j < len(data) and not (data[j].isalpha() or data[j] == "~"):
-                j += 1
-            keys.append(data[i : j + 1])
-            i = j + 1
-        else:
-            keys.append(data[i])
-            i += 1
-    return keys
+def _printable(key: str) -> str:
+    """An escape sequence as text: `ESC [ 1 1 ~` for F1 on rxvt."""
+    return " ".join("ESC" if c == ESC else repr(c)[1:-1] for c in key)
+
+
+def _shown_code(code: str) -> str:
+    """A payment code is a bearer token: masked; anything else (an order number) as typed."""
+    return mask_code(code) if code.isascii() and code.isdigit() and len(code) >= 16 else code
+
+
+def _unless_hung_up() -> contextlib.AbstractContextManager[None]:
+    """Terminal output that may fail once the window is closed (SIGHUP is on its way)."""
+    return contextlib.suppress(OSError, termios.error)

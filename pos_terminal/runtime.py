@@ -29,6 +29,7 @@ from pos_terminal.recovery import recover
 from pos_terminal.supervision import Restart, supervise_task
 
 log = logging.getLogger(__name__)
+STOPPED_SCREEN = Screen("暂停服务 Not in service")
 
 # how a refund stands for the cashier when the wait for it ends (any other state: it failed)
 REFUND_OUTCOMES = {
@@ -325,6 +326,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         d = self.devices
+        d.display.show(STOPPED_SCREEN)  # not the last QR: its order is closed at the next start
         closers = [i.close for i in list(d.inputs.values())[::-1]]
         for closer in (*closers, d.printer.close, d.display.close):
             try:

@@ -88,7 +88,7 @@ def test_help_names_every_command_and_every_option_says_what_it_does() -> None:
     parser = build_parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert set(commands.choices) == {
-        "run", "demo", "sandbox", "notify-server", "config", "diagram", "decode"
+        "run", "demo", "sandbox", "notify-server", "config", "pin-hash", "diagram", "decode"
     }  # fmt: skip
     assert all(choice.help for choice in commands._choices_actions)
     for name, sub in commands.choices.items():
@@ -129,8 +129,9 @@ def test_headless_run_reports_ready_and_stops_cleanly_on_sigterm(tmp_path: Path)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == -signal.SIGTERM, stderr  # it ends by the signal, after shutting down
     assert "Traceback" not in stderr
+    assert "Stopped (SIGTERM)" in stderr and "No payment or refund was in flight" in stderr
     assert (tmp_path / "var" / "journal.sqlite").exists()
     assert (tmp_path / "var" / "sandbox" / "merchant.json").exists()
 
@@ -146,7 +147,7 @@ def headless_terminal(cwd: Path) -> Iterator[subprocess.Popen[str]]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
-    assert proc.returncode == 0
+    assert proc.returncode == -signal.SIGTERM
 
 
 @pytest.mark.slow
@@ -393,7 +394,7 @@ def test_notify_server_dates_payments_by_the_configured_zone_and_cut_off_hour(
         "Wechatpay-Nonce": nonce,
         "Wechatpay-Serial": creds.public_key_id,
         "Wechatpay-Signature": wechat_sign.sign(
-            platform,  # type: ignore[arg-type]
+            platform,
             wechat_sign.response_message(ts, nonce, body),
         ),
         "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
@@ -426,3 +427,19 @@ def test_notify_server_without_credentials_says_so_in_one_line(tmp_path: Path) -
         "error: var/sandbox/merchant.json: cannot load merchant credentials"
     )
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_the_demo_ends_it_with_one_line_and_the_interrupt_status(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    proc = cli("demo", "--config", LAPTOP, "--work-dir", str(work), cwd=tmp_path)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().startswith("1. ")  # the second sale is under way
+        proc.send_signal(signal.SIGINT)
+        _, err = finished(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGINT
+    assert err.strip().splitlines()[-1] == "pos-terminal demo: interrupted (Ctrl-C)"
+    assert "Traceback" not in err

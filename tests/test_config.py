@@ -284,3 +284,20 @@ def test_the_config_command_checks_a_file_in_one_line(tmp_path: Path) -> None:
     assert (runs[0].returncode, runs[0].stdout) == (0, f"{good}: ok\n")
     assert runs[1].returncode == 2
     assert runs[1].stderr.startswith(f"config error: {bad}:4: merchant.terminal_id: ")
+
+
+def test_a_merchant_file_given_while_the_sandbox_is_on_is_refused_with_its_line() -> None:
+    err = error_of(MINIMAL.replace("wechat:\n", "wechat:\n  merchant_file: /etc/m.json\n"))
+    assert (err.line, err.key) == (6, "wechat.merchant_file")
+    assert "wechat.sandbox.enabled: false" in str(err)  # else the sandbox takes every payment
+
+
+def test_a_receiver_behind_the_example_notify_url_is_refused_as_it_would_never_hear_anything() -> (
+    None
+):
+    real = MINIMAL.replace("  sandbox:\n    enabled: true\n", "  merchant_file: m.json\n")
+    real += "notify:\n  listen: 127.0.0.1:8080\n"
+    err = error_of(real)
+    assert err.key == "wechat.notify_url" and "pos.example.com" in str(err)
+    named = real.replace("wechat:\n", "wechat:\n  notify_url: https://pay.shop.cn/wechatpay\n")
+    assert parse_config(named).notify.listen == "127.0.0.1:8080"

@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import zxingcpp
 
-from pos_terminal.console import _split_keys, compose, qr_lines, screen_lines
+from pos_terminal.console import compose, qr_lines, screen_lines
 from pos_terminal.machine import Phase, Sale, Session, State, Supervisor
 from pos_terminal.ports import Screen
 from pos_terminal.runtime import View
-
-
-def test_escape_sequences_stay_whole_and_lone_escape_is_cancel() -> None:
-    assert _split_keys("12\x1b[3~\x1b\r") == ["1", "2", "\x1b[3~", "\x1b", "\r"]
-    assert _split_keys("\x1b[A") == ["\x1b[A"]
 
 
 def test_the_qr_drawn_in_text_decodes_to_the_code_url() -> None:
@@ -37,6 +32,7 @@ def test_the_frame_shows_state_display_receipt_and_help() -> None:
     assert "AWAITING_PAYMENT" in frame
     assert "¥12.34" in frame and "合计 ￥12.34" in frame
     assert "Esc cancel" in frame and "pay slowly" in frame
+    assert "l scan the last sale's receipt QR" in frame and "c type a code" in frame
     assert "收银员 Cashier" not in frame  # both see the same screen: it is drawn once
 
 

@@ -1,5 +1,9 @@
 """For a child process under test: at exit, write the name of every module it imported (however:
-`importlib.import_module` included) to the file `POS_TEST_MODULES_FILE` names, one a line."""
+`importlib.import_module` included) to the file `POS_TEST_MODULES_FILE` names, one a line.
+
+A program that ends by its own signal (`os.kill(os.getpid(), sig)`, as `pos-terminal run` does
+when stopped) runs no atexit handler: the audit event of that kill writes the file instead.
+"""
 
 from __future__ import annotations
 
@@ -13,5 +17,11 @@ def _write_modules() -> None:
         out.write("\n".join(sorted(sys.modules)) + "\n")
 
 
+def _on_audit(event: str, args: tuple[object, ...]) -> None:
+    if event == "os.kill" and args and args[0] == os.getpid():
+        _write_modules()
+
+
 if "POS_TEST_MODULES_FILE" in os.environ:
     atexit.register(_write_modules)
+    sys.addaudithook(_on_audit)
