@@ -139,6 +139,7 @@ class WeChatRefunds:
             self._owned.discard(row.id)
 
     async def _to_end(self, row: RefundRow, troubles: list[str] | None) -> RefundRow:
+        """A refund after its first try: sent again while PENDING, then followed to its end."""
         return await self.follow(await self._resend(row, troubles))
 
     async def _within(self, seconds: float, work: Awaitable[RefundRow]) -> RefundRow | None:
