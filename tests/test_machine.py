@@ -715,12 +715,12 @@ def test_more_than_refundable_is_refused_on_screen() -> None:
             ),
         ),
         (
-            m.RefundFinished(m.RefundOutcome.QUEUED, "RT0001R1", "FREQUENCY_LIMITED: 频率限制"),
+            m.RefundFinished(m.RefundOutcome.QUEUED, "RT0001R1", "FREQUENCY_LIMITED"),
             "退款已排队 Refund queued",
             (
                 "将自动完成 It finishes by itself",
                 "勿重复退款 Do not refund again",
-                "原因 Reason: FREQUENCY_LIMITED: 频率限制",
+                "原因 Reason: FREQUENCY_LIMITED",
                 "退款单号 Refund no. RT0001R1",
             ),
         ),

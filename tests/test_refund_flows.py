@@ -261,7 +261,7 @@ def test_a_rate_limited_refund_keeps_the_cashier_no_longer_than_refund_wait_s_an
                 "将自动完成 It finishes by itself",
                 "勿重复退款 Do not refund again",
             )
-            assert shown.lines[2].startswith("原因 Reason: FREQUENCY_LIMITED")
+            assert shown.lines[2] == "原因 Reason: FREQUENCY_LIMITED"
             assert shown.lines[3] == f"退款单号 Refund no. {refund.out_refund_no}"
             assert refund.state is RefundState.PENDING
             assert remote_refunds(sandbox, sale) == []  # WeChat never took it

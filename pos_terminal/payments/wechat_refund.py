@@ -203,15 +203,15 @@ class WeChatRefunds:
             )
             return await self._record(row, answer)
         except WeChatApiError as exc:
-            trouble = f"{exc.code}: {exc.message}"
-            if troubles is not None:
-                troubles.append(trouble)
+            refusal = f"{exc.code}: {exc.message}"
+            if troubles is not None:  # one short line on the cashier's screen
+                troubles.append(exc.code if exc.outcome_unknown else refusal)
             if not exc.outcome_unknown:
-                return await self._move(row, RefundState.REFUSED, trouble)
+                return await self._move(row, RefundState.REFUSED, refusal)
             await self._note(row, f"create: outcome unknown ({exc.code})")
         except WeChatPayError as exc:
             if troubles is not None:
-                troubles.append(str(exc))
+                troubles.append(type(exc).__name__)
             await self._note(row, f"create: outcome unknown ({exc})")
         found = await self._query(row)
         return row if found is None else await self._record(row, found)
