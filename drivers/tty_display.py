@@ -107,7 +107,8 @@ class TtyDisplay:
             self._thread.join(timeout=2.0)
             self._thread = None
 
-    def show(self, screen: Screen) -> None:
+    def show(self, screen: Screen, cashier: Screen | None = None) -> None:
+        """A pole display faces the customer: the cashier's screen is never written to it."""
         with self._changed:
             self._pending = screen
             self._changed.notify_all()

@@ -112,6 +112,10 @@ def wrap(text: str, width: int) -> list[str]:
     return [*lines, line] if line or not lines else lines
 
 
+def _wrapped(screen: Screen) -> list[str]:
+    return [piece for line in screen_lines(screen) for piece in wrap(line, LEFT_WIDTH - 3)]
+
+
 def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - display_width(text))
 
@@ -144,10 +148,10 @@ def compose(view: View, status: str, size: tuple[int, int] = (80, 24)) -> str:
     if rows > 17:
         footer.insert(0, "")
         rows -= 1
-    left_text = [
-        piece for line in screen_lines(view.screen) for piece in wrap(line, LEFT_WIDTH - 3)
-    ]
-    left = _column("顾客显示屏 Customer display", left_text, LEFT_WIDTH, rows)
+    left = _column("顾客显示屏 Customer display", _wrapped(view.screen), LEFT_WIDTH, rows)
+    if view.cashier_screen != view.screen:  # a supervisor's prompt: the cashier's eyes only
+        cashier = _wrapped(view.cashier_screen)
+        left = [*_column("收银员 Cashier", cashier, LEFT_WIDTH, rows - len(left)), *left]
     right_width = width - LEFT_WIDTH
     if view.screen.qr:
         qr = qr_lines(view.screen.qr)
@@ -199,7 +203,7 @@ class Console:
 
     def draw(self, view: View | None = None) -> None:
         rt = self.runtime
-        view = view or View(rt.state, rt.screen, rt.receipt_lines)
+        view = view or View(rt.state, rt.screen, rt.receipt_lines, rt.cashier_screen)
         size = shutil.get_terminal_size()
         frame = compose(view, self.status, (size.columns, size.lines))
         with _unless_hung_up():  # no newline after the last row: it would scroll the frame

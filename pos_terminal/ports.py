@@ -31,7 +31,7 @@ class Key(StrEnum):
 
 @dataclass(frozen=True)
 class Screen:
-    """What the customer display shows."""
+    """What a display shows: the customer's, or the cashier's side."""
 
     title: str
     amount_fen: int | None = None
@@ -95,7 +95,9 @@ class Display(Protocol):
 
     async def close(self) -> None: ...
 
-    def show(self, screen: Screen) -> None: ...
+    def show(self, screen: Screen, cashier: Screen | None = None) -> None:
+        """Show `screen` to the customer. `cashier`, when given, is what the cashier sees
+        instead (a supervisor's prompt): only a display with a cashier's side shows it."""
 
 
 class ReceiptPrinter(Protocol):
@@ -122,6 +124,8 @@ class PrinterSettings:
     native_qr: bool = False  # the printer draws QR codes itself (GS ( k); else they are raster
     cutter: bool = False
     encoding: Literal["gb18030", "gbk"] = "gb18030"
+    # which copies a reprint (重印 REPRINT) prints; a first print is both
+    reprint_copies: Literal["customer", "merchant", "both"] = "customer"
 
 
 # ---------------------------------------------------------------------------- backends

@@ -2,7 +2,8 @@
 
 A receipt is always built from the journal row, so a sale approved while the printer was out of
 paper (or approved during recovery) prints the same receipt later, and a reprint is identical
-but for its 重印 REPRINT mark. The loop never waits on the printer: this runs as tasks.
+but for its 重印 REPRINT mark; a reprint is the customer's copy unless `printer.reprint_copies`
+says otherwise. The loop never waits on the printer: this runs as tasks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pos_terminal.journal_refunds import RefundRow, RefundState
 from pos_terminal.machine import Event, PrintDone, PrinterChanged
 from pos_terminal.ports import PaperStatus, ReceiptPrinter
 from pos_terminal.receipt import (
+    BOTH_COPIES,
     Copy,
     PrinterProfile,
     RefundReceipt,
@@ -32,6 +34,11 @@ from pos_terminal.receipt import (
 log = logging.getLogger(__name__)
 
 PAPER_OUT = "缺纸 Paper out: load paper, the receipt will print"
+REPRINT_COPIES = {  # printer.reprint_copies
+    "customer": (Copy.CUSTOMER,),
+    "merchant": (Copy.MERCHANT,),
+    "both": BOTH_COPIES,
+}
 
 
 class ReceiptDesk:
@@ -60,6 +67,7 @@ class ReceiptDesk:
             cutter=p.cutter,
             encoding=p.encoding,
         )
+        self.reprint_copies = REPRINT_COPIES[p.reprint_copies]
 
     async def print_sale(self, out_trade_no: str) -> None:
         """The first print of an approved sale; the machine hears PrintDone either way."""
@@ -135,7 +143,8 @@ class ReceiptDesk:
             try:
                 if await self._paper() is PaperStatus.OUT:
                     raise DeviceError(PAPER_OUT)
-                data = await asyncio.to_thread(render_escpos, receipt, self.profile)
+                copies = self.reprint_copies if reprint else BOTH_COPIES
+                data = await asyncio.to_thread(render_escpos, receipt, self.profile, copies)
                 name = f"{row.out_trade_no}-reprint" if reprint else row.out_trade_no
                 await self.printer.print_job(name, data)
                 if not reprint:

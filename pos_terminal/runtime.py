@@ -31,14 +31,27 @@ from pos_terminal.supervision import Restart, supervise_task
 log = logging.getLogger(__name__)
 STOPPED_SCREEN = Screen("暂停服务 Not in service")
 
+# how a refund stands for the cashier when the wait for it ends (any other state: it failed)
+REFUND_OUTCOMES = {
+    RefundState.SUCCESS: m.RefundOutcome.REFUNDED,
+    RefundState.PROCESSING: m.RefundOutcome.ON_ITS_WAY,
+    RefundState.PENDING: m.RefundOutcome.QUEUED,
+}
+
 
 @dataclass(frozen=True)
 class View:
-    """What an observer (the laptop console, a test) sees after each step."""
+    """What an observer (the laptop console, a test) sees after each step: `screen` is the
+    customer's, `cashier` the cashier's (None: the same)."""
 
     state: m.State
     screen: Screen
     receipt_lines: tuple[str, ...]
+    cashier: Screen | None = None
+
+    @property
+    def cashier_screen(self) -> Screen:
+        return self.screen if self.cashier is None else self.cashier
 
 
 def machine_event(event: DeviceEvent) -> m.Event:
@@ -79,7 +92,8 @@ class Runtime:
             config.staff.supervisor_pin_sha256,
             large_amount_fen=config.payment.large_amount_yuan * 100,
         )
-        self.screen = Screen("正在启动 Starting")
+        self.screen = Screen("正在启动 Starting")  # what the customer display shows
+        self.cashier_screen = self.screen  # what the cashier sees (a supervisor's prompt)
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()
         self._events: asyncio.Queue[m.Event] = asyncio.Queue()
@@ -163,17 +177,17 @@ class Runtime:
             self._apply(effect)
         async with self._changed:
             self._changed.notify_all()
-        view = View(self.state, self.screen, self.receipt_lines)
+        view = View(self.state, self.screen, self.receipt_lines, self.cashier_screen)
         for observer in self.observers:
             observer(view)
 
     def _apply(self, effect: m.Effect) -> None:
         match effect:
-            case m.Show(screen):
-                self.screen = screen
-                self.devices.display.show(screen)
-            case m.StartTimer(name, seconds_key):
-                self._start_timer(name, self._duration(seconds_key))
+            case m.Show(screen, cashier):
+                self.screen, self.cashier_screen = screen, effect.cashier_screen
+                self.devices.display.show(screen, cashier)
+            case m.StartTimer(name, seconds_key, seconds):
+                self._start_timer(name, self._duration(seconds_key) if seconds is None else seconds)
             case m.CancelTimer(name):
                 handle = self._timers.pop(name, None)
                 if handle is not None:
@@ -254,22 +268,25 @@ class Runtime:
             self.post(m.OrderFound(*found))
 
     async def _refund(self, out_trade_no: str, amount_fen: int) -> None:
+        troubles: list[str] = []
         try:
-            row = await self.refunds.refund(out_trade_no, amount_fen)
+            row = await self.refunds.refund(out_trade_no, amount_fen, troubles=troubles)
         except RefundInDoubt as doubt:  # it may have reached WeChat: finish it, never redo it
-            text = f"勿重复退款 Do not refund again; {doubt.row.out_refund_no} finishes by itself"
-            self.post(m.RefundFinished(False, text, in_doubt=True))
+            number = doubt.row.out_refund_no
+            self.post(m.RefundFinished(m.RefundOutcome.IN_DOUBT, number))
             row = await self.refunds.settle(doubt.row)
             if row.state in (RefundState.SUCCESS, RefundState.PROCESSING):
                 await self.desk.print_refund(row)
             return
         except Exception as exc:  # one site per refund: the cashier must hear how it ended
             log.exception("refund of %s failed", out_trade_no)
-            self.post(m.RefundFinished(False, str(exc)))
+            self.post(m.RefundFinished(m.RefundOutcome.FAILED, reason=str(exc)))
             return
-        ok = row.state in (RefundState.SUCCESS, RefundState.PROCESSING)
-        self.post(m.RefundFinished(ok, f"{row.state} {row.out_refund_no}"))
-        if ok:
+        outcome = REFUND_OUTCOMES.get(row.state, m.RefundOutcome.FAILED)
+        shown_reason = outcome in (m.RefundOutcome.QUEUED, m.RefundOutcome.FAILED)
+        reason = (troubles[-1] if troubles else str(row.state)) if shown_reason else ""
+        self.post(m.RefundFinished(outcome, row.out_refund_no, reason))
+        if row.state in (RefundState.SUCCESS, RefundState.PROCESSING):
             await self.desk.print_refund(row)
 
     async def _recover(self) -> None:

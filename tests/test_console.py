@@ -7,7 +7,7 @@ import pytest
 import zxingcpp
 
 from pos_terminal.console import compose, qr_lines, screen_lines
-from pos_terminal.machine import Phase, Sale, Session, State
+from pos_terminal.machine import Phase, Sale, Session, State, Supervisor
 from pos_terminal.ports import Screen
 from pos_terminal.receipt import display_width
 from pos_terminal.runtime import View
@@ -35,6 +35,22 @@ def test_the_frame_shows_state_display_receipt_and_help() -> None:
     assert "¥12.34" in frame and "合计 ￥12.34" in frame
     assert "Esc cancel" in frame and "pay slowly" in frame
     assert "l scan the last sale's receipt QR" in frame and "c type a code" in frame
+    assert "收银员 Cashier" not in frame  # both see the same screen: it is drawn once
+
+
+def test_a_supervisor_prompt_is_drawn_for_the_cashier_beside_the_customers_screen() -> None:
+    state = State(mode=Supervisor())
+    prompt = Screen("主管密码 Supervisor PIN", lines=("**",))
+    frame = compose(View(state, Screen("请稍候 Please wait"), (), prompt), "").splitlines()
+    left = [
+        "┌─ 收银员 Cashier ─",
+        "│ 主管密码 Supervisor PIN",
+        "│ **",
+        "┌─ 顾客显示屏 Customer display ─",
+        "│ 请稍候 Please wait",
+    ]
+    for line, drawn in zip(left, frame[1:6], strict=True):
+        assert drawn.startswith(line)
 
 
 def test_the_frame_shows_each_device_in_trouble() -> None:

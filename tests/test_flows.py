@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -392,9 +393,24 @@ def test_paper_out_mid_sale_prints_the_receipt_once_paper_is_back(tmp_path: Path
     asyncio.run(scenario())
 
 
-def test_the_cashier_can_reprint_the_last_receipt(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("reprint_copies", "stubs"),
+    [
+        (None, ["顾客存根 CUSTOMER COPY"]),  # the default: the customer's copy only
+        ("merchant", ["商户存根 MERCHANT COPY"]),
+        ("both", ["商户存根 MERCHANT COPY", "顾客存根 CUSTOMER COPY"]),
+    ],
+)
+def test_the_cashier_can_reprint_the_last_receipt(
+    tmp_path: Path, reprint_copies: str | None, stubs: list[str]
+) -> None:
+    config = flow_config(tmp_path)
+    if reprint_copies is not None:
+        devices = config.devices.replace("printer", reprint_copies=reprint_copies)
+        config = replace(config, devices=devices)
+
     async def scenario() -> None:
-        async with running(flow_config(tmp_path)) as h:
+        async with running(config) as h:
             await h.ring_up("1888")
             h.scanner.scan(await h.customer.present_code(Wallet.PAID))
             await h.result()
@@ -405,9 +421,15 @@ def test_the_cashier_can_reprint_the_last_receipt(tmp_path: Path) -> None:
                     break
                 await asyncio.sleep(0.05)
             assert list(h.printer.names) == [row.out_trade_no, f"{row.out_trade_no}-reprint"]
-            text = "\n".join(h.printer.last.lines)  # type: ignore[union-attr]
+            reprinted = h.printer.last
+            assert reprinted is not None
+            text = "\n".join(reprinted.lines)
             assert "重印 REPRINT" in text and "￥18.88" in text and row.out_trade_no in text
-            assert h.printer.last.qr_payloads == [row.out_trade_no] * 2  # type: ignore[union-attr]
+            printed_stubs = [
+                line.strip() for line in reprinted.lines if line.strip().endswith("COPY")
+            ]
+            assert printed_stubs == stubs
+            assert reprinted.qr_payloads == [row.out_trade_no] * len(stubs)
 
     asyncio.run(scenario())
 

@@ -22,7 +22,7 @@ from pos_terminal.machine import Phase, Refund, Sale, Session, State, Supervisor
 from pos_terminal.machine.code_tender import CODE
 from pos_terminal.machine.qr_tender import QR
 from pos_terminal.machine.rules import DIGIT, Table, key, label, on
-from pos_terminal.machine.state import ModeBase
+from pos_terminal.machine.state import ModeBase, PinGuard
 from pos_terminal.ports import Key, Screen
 
 WECHAT_CODE = "134567890123456789"
@@ -32,8 +32,16 @@ SESSION = Session(attempt=3, supervisor_pin_sha256=PIN_1234)
 P = Phase
 
 
+GUARDS = {  # the wrong PINs behind each supervisor phase
+    P.SUPERVISOR_WAIT: PinGuard(wrong=1, pausing=True),
+    P.SUPERVISOR_LOCKED: PinGuard(wrong=5, locked_minutes=15),
+}
+
+
 def at(phase: Phase, session: Session = SESSION) -> State:
     """A state in `phase` for a sale (or refund) of 12.34 at attempt 3, built by hand."""
+    if phase in GUARDS:
+        session = replace(session, pin_guard=GUARDS[phase])
     return State(session, _mode(phase))
 
 
@@ -48,7 +56,9 @@ def _mode(phase: Phase) -> m.Booting | Sale | Tender | Supervisor | Refund:
         case P.IN_DOUBT:
             return Tender(phase, kind=QR, amount_fen=1234, notice="timeout")
         case P.SUPERVISOR_PIN:
-            return Supervisor()
+            return Supervisor(pin="9999")  # a wrong one, typed
+        case P.SUPERVISOR_WAIT | P.SUPERVISOR_LOCKED:
+            return Supervisor(phase)
         case P.REFUND_ORDER:
             return Refund(phase)
         case P.REFUND_AMOUNT | P.REFUNDING | P.REFUND_RESULT:
@@ -83,10 +93,12 @@ EXAMPLES: dict[str, m.Event] = {
     "PrintDone": m.PrintDone(True),
     "OrderFound": m.OrderFound("T0001SALE1", 1234),
     "OrderNotFound": m.OrderNotFound("不是本机的交易 Not a sale of this terminal"),
-    "RefundFinished": m.RefundFinished(True, "SUCCESS"),
+    "RefundFinished": m.RefundFinished(m.RefundOutcome.REFUNDED, "RT0001R1"),
     "TimerExpired awaiting": m.TimerExpired("awaiting"),
     "TimerExpired qr_expiry": m.TimerExpired("qr_expiry"),
     "TimerExpired result_hold": m.TimerExpired("result_hold"),
+    "TimerExpired pin_pause": m.TimerExpired("pin_pause"),
+    "TimerExpired pin_lockout": m.TimerExpired("pin_lockout"),
 }
 
 # phase  trigger  -> the phase the example event leads to from at(phase)
@@ -139,8 +151,12 @@ CANCELLED        cancel                    IDLE
 CANCELLED        TimerExpired result_hold  IDLE
 SUPERVISOR_PIN   digit                     SUPERVISOR_PIN
 SUPERVISOR_PIN   backspace                 SUPERVISOR_PIN
-SUPERVISOR_PIN   enter                     IDLE
+SUPERVISOR_PIN   enter                     SUPERVISOR_WAIT
 SUPERVISOR_PIN   cancel                    IDLE
+SUPERVISOR_WAIT  TimerExpired pin_pause    SUPERVISOR_PIN
+SUPERVISOR_WAIT  cancel                    IDLE
+SUPERVISOR_LOCKED enter                    IDLE
+SUPERVISOR_LOCKED cancel                   IDLE
 REFUND_ORDER     CodeScanned               REFUND_ORDER
 REFUND_ORDER     digit                     REFUND_ORDER
 REFUND_ORDER     backspace                 REFUND_ORDER
@@ -178,6 +194,8 @@ def _expected() -> dict[tuple[Phase, str], Phase]:
         for trigger, target in RESULTS.items():
             if not (phase is P.IN_DOUBT and target is P.IN_DOUBT):
                 table[phase, trigger] = target
+    for phase in Phase:  # a minute of a PIN lockout passes whatever the terminal does
+        table[phase, "TimerExpired pin_lockout"] = phase
     return table
 
 
@@ -227,8 +245,11 @@ def test_every_phase_is_reached_by_driving_the_machine_from_boot() -> None:
         )
     ]
     events = [*EXAMPLES.values(), *results, press("1"), m.CodeScanned("T0001SALE1")]
-    seen = {boot.phase, refunding.phase}
-    frontier = [boot, refunding]
+    wrong = (press(Key.REFUND), press("9"), press(Key.ENTER), m.TimerExpired("pin_pause"))
+    paused, _ = run(boot, m.RecoveryDone(0), *wrong[:3])
+    locked, _ = run(paused, *wrong[3:], *wrong * 3, *wrong[:3])
+    seen = {boot.phase, refunding.phase, paused.phase, locked.phase}
+    frontier = [locked, paused, boot, refunding]  # the guarded ones last: their IDLE is guarded
     while frontier:
         state = frontier.pop()
         for event in events:
@@ -540,17 +561,115 @@ def test_a_receipt_qr_scanned_while_idle_reprints_that_receipt() -> None:
     assert m.step(state, m.CodeScanned(WECHAT_CODE)) == (state, [])
 
 
-def test_a_refund_needs_the_supervisor_pin_which_is_never_shown() -> None:
+PLEASE_WAIT = Screen("请稍候 Please wait")
+
+
+def test_a_refund_needs_the_supervisor_pin_which_only_the_cashier_sees() -> None:
     idle = at(P.IDLE)
-    state, _ = run(idle, press(Key.REFUND), *map(press, "9999"), press(Key.ENTER))
-    assert state.phase is P.IDLE and "Wrong supervisor PIN" in state.notice
     state, effects = run(idle, press(Key.REFUND), *map(press, "1234"))
     assert state.phase is P.SUPERVISOR_PIN and "1234" not in repr(state.mode)
-    assert effects == [m.Show(Screen("主管密码 Supervisor PIN", lines=("****",)))]
+    prompt = Screen("主管密码 Supervisor PIN", lines=("****",))
+    assert effects == [m.Show(PLEASE_WAIT, cashier=prompt)]
     state, effects = m.step(state, press(Key.ENTER))
     assert state.phase is P.REFUND_ORDER and state.entry == ""
     order = "扫描小票二维码或输入单号 Scan the receipt QR or type the order no."
     assert effects == [m.Show(Screen(order))]
+
+
+def test_wrong_pins_pause_the_prompt_longer_each_time_then_lock_it_out() -> None:
+    state, _ = m.step(at(P.IDLE), press(Key.REFUND))
+    pauses = []
+    for tries_left in (4, 3, 2, 1):
+        state, effects = run(state, press("9"), press(Key.ENTER))
+        assert state.phase is P.SUPERVISOR_WAIT
+        [show, pause] = effects
+        assert isinstance(pause, m.StartTimer) and pause.name == "pin_pause"
+        pauses.append(pause.seconds)
+        assert show == m.Show(
+            PLEASE_WAIT,
+            cashier=Screen(
+                "主管密码错误 Wrong supervisor PIN",
+                lines=(
+                    f"请 {pause.seconds:.0f} 秒后再试 Try again in {pause.seconds:.0f} s",
+                    f"锁定前还可试 {tries_left} 次 Tries before lockout: {tries_left}",
+                ),
+            ),
+        )
+        assert m.step(state, press("1")) == (state, [])  # no PIN is taken while it pauses
+        state, _ = m.step(state, m.TimerExpired("pin_pause"))
+        assert state.phase is P.SUPERVISOR_PIN
+    assert pauses == [2.0, 4.0, 8.0, 16.0]
+    state, effects = run(state, press("9"), press(Key.ENTER))
+    assert state.phase is P.SUPERVISOR_LOCKED
+    locked = (
+        "5 次密码错误 5 wrong PINs in a row",
+        "请 15 分钟后再试 Try again in 15 min",
+        "Esc 返回 back",
+    )
+    assert effects == [
+        m.Show(PLEASE_WAIT, cashier=Screen("主管密码已锁定 Supervisor PIN locked", lines=locked)),
+        m.StartTimer("pin_lockout", "pin_lockout", 60.0),
+    ]
+    assert m.step(state, press("1")) == (state, [])
+
+
+def _locked_at_idle() -> State:
+    wrong = (press(Key.REFUND), press("9"), press(Key.ENTER), m.TimerExpired("pin_pause"))
+    state, _ = run(at(P.IDLE), *wrong * 4, *wrong[:3], press(Key.CANCEL))
+    assert state.phase is P.IDLE
+    return state
+
+
+def test_a_lockout_outlives_a_return_to_idle_and_counts_down_whole_minutes() -> None:
+    state = _locked_at_idle()
+    state, _ = run(state, press("5"))  # the cashier sells meanwhile
+    state, effects = m.step(state, m.TimerExpired("pin_lockout"))
+    assert state.phase is P.ENTERING_AMOUNT  # nothing on screen changes, the count goes on
+    assert effects == [m.StartTimer("pin_lockout", "pin_lockout", 60.0)]
+    state, _ = run(state, press(Key.CANCEL), m.TimerExpired("pin_lockout"), press(Key.REFUND))
+    assert state.phase is P.SUPERVISOR_LOCKED
+    assert "请 13 分钟后再试 Try again in 13 min" in m.render(state).cashier_screen.lines
+    state, effects = m.step(state, m.TimerExpired("pin_lockout"))
+    assert "请 12 分钟后再试 Try again in 12 min" in m.render(state).cashier_screen.lines
+    assert effects[0] == m.render(state)  # the lockout screen redraws with the minutes left
+    state, _ = run(state, *[m.TimerExpired("pin_lockout")] * 12)
+    assert m.render(state).cashier_screen.lines == ("已解锁 Unlocked: Enter 输入密码 type the PIN",)
+    state, effects = m.step(state, m.TimerExpired("pin_lockout"))
+    assert (state, effects) == (state, [])  # the count has ended: a stray tick changes nothing
+    state, _ = m.step(state, press(Key.ENTER))
+    assert state.phase is P.SUPERVISOR_PIN
+    lines = ("*", "锁定前还可试 1 次 Tries before lockout: 1")
+    assert m.step(state, press("9"))[1] == [
+        m.Show(PLEASE_WAIT, cashier=Screen("主管密码 Supervisor PIN", lines=lines))
+    ]
+    state, _ = run(state, press("9"), press(Key.ENTER))
+    assert state.phase is P.SUPERVISOR_LOCKED  # after a lockout each wrong PIN locks it again
+
+
+def test_leaving_a_pause_starts_it_over_when_the_pin_is_asked_again() -> None:
+    state, _ = run(at(P.IDLE), press(Key.REFUND), press("9"), press(Key.ENTER))
+    state, effects = m.step(state, press(Key.CANCEL))
+    assert state.phase is P.IDLE and effects[0] == m.CancelTimer("pin_pause")
+    assert m.render(state) == m.Show(Screen("欢迎光临 Welcome"))  # nothing said to the customer
+    state, effects = m.step(state, press(Key.REFUND))
+    assert state.phase is P.SUPERVISOR_WAIT
+    assert effects[-1] == m.StartTimer("pin_pause", "pin_pause", 2.0)
+
+
+def test_the_right_pin_forgets_the_wrong_ones_and_enter_alone_is_no_attempt() -> None:
+    state, _ = run(at(P.IDLE), press(Key.REFUND), press(Key.ENTER))
+    assert state.phase is P.SUPERVISOR_PIN and state.session.pin_guard == PinGuard()
+    wrong = (press("9"), press(Key.ENTER), m.TimerExpired("pin_pause"))
+    state, _ = run(state, *wrong * 3, *map(press, "1234"), press(Key.ENTER))
+    assert state.phase is P.REFUND_ORDER and state.session.pin_guard == PinGuard()
+
+
+def test_supervisor_prompts_are_never_on_the_customer_display() -> None:
+    for phase in (P.SUPERVISOR_PIN, P.SUPERVISOR_WAIT, P.SUPERVISOR_LOCKED):
+        shown = m.render(at(phase))
+        assert shown.screen == PLEASE_WAIT and "PIN" in shown.cashier_screen.title
+    for phase in set(Phase) - set(Supervisor.PHASES):
+        assert m.render(at(phase)).cashier is None  # elsewhere both see the same screen
 
 
 def test_refunds_are_off_without_a_configured_pin() -> None:
@@ -585,17 +704,53 @@ def test_more_than_refundable_is_refused_on_screen() -> None:
 
 
 @pytest.mark.parametrize(
-    ("finished", "title"),
+    ("finished", "title", "lines"),
     [
-        (m.RefundFinished(True, "SUCCESS R1"), "退款已受理 Refund accepted"),
-        (m.RefundFinished(False, "NOT_ENOUGH"), "退款失败 Refund failed"),
-        (m.RefundFinished(False, "勿重复退款", in_doubt=True), "退款结果未知 Refund in doubt"),
+        (
+            m.RefundFinished(m.RefundOutcome.REFUNDED, "RT0001R1"),
+            "退款成功 Refunded",
+            ("退款单号 Refund no. RT0001R1",),
+        ),
+        (
+            m.RefundFinished(m.RefundOutcome.ON_ITS_WAY, "RT0001R1"),
+            "退款处理中 Refund on its way",
+            (
+                "微信已受理, 款项原路退回 WeChat has it: the money goes back as paid",
+                "退款单号 Refund no. RT0001R1",
+            ),
+        ),
+        (
+            m.RefundFinished(m.RefundOutcome.QUEUED, "RT0001R1", "FREQUENCY_LIMITED"),
+            "退款已排队 Refund queued",
+            (
+                "将自动完成 It finishes by itself",
+                "勿重复退款 Do not refund again",
+                "原因 Reason: FREQUENCY_LIMITED",
+                "退款单号 Refund no. RT0001R1",
+            ),
+        ),
+        (
+            m.RefundFinished(m.RefundOutcome.FAILED, "RT0001R1", "NOT_ENOUGH: 余额不足"),
+            "退款失败 Refund failed",
+            ("原因 Reason: NOT_ENOUGH: 余额不足", "退款单号 Refund no. RT0001R1"),
+        ),
+        (
+            m.RefundFinished(m.RefundOutcome.IN_DOUBT, "RT0001R1"),
+            "退款结果未知 Refund in doubt",
+            (
+                "将自动完成 It finishes by itself",
+                "勿重复退款 Do not refund again",
+                "退款单号 Refund no. RT0001R1",
+            ),
+        ),
     ],
 )
-def test_the_refund_result_is_shown_then_idles(finished: m.RefundFinished, title: str) -> None:
+def test_the_refund_result_is_said_in_words_then_idles(
+    finished: m.RefundFinished, title: str, lines: tuple[str, ...]
+) -> None:
     state, effects = m.step(at(P.REFUNDING), finished)
-    assert state.phase is P.REFUND_RESULT and state.notice == finished.message
-    assert effects[0] == m.Show(Screen(title, 1234, (finished.message,)))
+    assert state.phase is P.REFUND_RESULT
+    assert effects[0] == m.Show(Screen(title, 1234, lines))
     state, _ = m.step(state, m.TimerExpired("result_hold"))
     assert state.phase is P.IDLE and state.amount_fen == 0 and state.refundable_fen == 0
 
@@ -611,7 +766,7 @@ def test_every_shown_screen_is_the_render_of_the_new_state() -> None:
         new, effects = m.step(at(phase), EXAMPLES[trigger])
         for effect in effects:
             if isinstance(effect, m.Show):
-                assert effect.screen == m.render(new)
+                assert effect == m.render(new)
 
 
 def test_the_diagram_draws_sub_machines_as_composite_states() -> None:
@@ -672,7 +827,7 @@ def test_the_machine_imports_only_the_standard_library_and_pure_modules() -> Non
         " if n.split('.')[0] not in sys.stdlib_module_names)))",
     )
     outside = {n for n in found.split() if not n.startswith("pos_terminal.machine")}
-    pure = {"money", "ports", "errors", "config_fields", "payment_codes"}
+    pure = {"money", "ports", "errors", "config_fields", "payment_codes", "retry"}
     assert outside == {"pos_terminal"} | {f"pos_terminal.{name}" for name in pure}
 
 
@@ -703,7 +858,7 @@ _ANY_EVENT = st.sampled_from(
         m.CodeScanned("T0001SALE1"),
         m.CodeScanned("hello"),
         m.PrintDone(False, "paper out"),
-        m.RefundFinished(False, "x", in_doubt=True),
+        m.RefundFinished(m.RefundOutcome.IN_DOUBT, "RT0001R2"),
         m.PrinterChanged(False, "缺纸 Paper out"),
         m.DeviceNotice("camera decode", "failed"),
     ]
@@ -725,7 +880,7 @@ def test_any_sequence_keeps_the_screen_and_the_attempts_straight(
         state, effects = m.step(state, event)
         for effect in effects:
             if isinstance(effect, m.Show):
-                assert effect.screen == m.render(state)
+                assert effect == m.render(state)
             if isinstance(effect, m.StartCodePayment | m.StartNativePayment):
                 started.append(effect.attempt)
         late = shift and isinstance(event, m.PaymentApproved | m.PaymentDeclined)

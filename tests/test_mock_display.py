@@ -13,3 +13,13 @@ def test_a_long_run_keeps_only_the_latest_screens() -> None:
     assert len(display.history) == HISTORY
     assert display.history[0].title == "screen 50"
     assert display.current == Screen(f"screen {HISTORY + 49}")
+
+
+def test_the_cashier_side_shows_its_own_screen_and_the_customer_never_sees_it() -> None:
+    display = MockDisplay()
+    prompt, neutral = Screen("主管密码 Supervisor PIN"), Screen("请稍候 Please wait")
+    display.show(neutral, prompt)
+    assert (display.current, display.cashier) == (neutral, prompt)
+    display.show(Screen("欢迎光临 Welcome"))  # no cashier screen: both sides show the same
+    assert display.cashier == display.current == Screen("欢迎光临 Welcome")
+    assert prompt not in display.history

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -19,9 +20,9 @@ from pos_terminal.errors import PosError
 from pos_terminal.journal import Journal
 from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.machine import Phase
-from pos_terminal.ports import Key
+from pos_terminal.ports import Key, Screen
 from tests.flow_harness import Harness, flow_config, running
-from tests.helpers import sandbox_order
+from tests.helpers import sandbox_faults, sandbox_order
 
 REFUNDS = "/v3/refund/domestic/refunds"
 
@@ -168,10 +169,13 @@ def test_the_cashier_refunds_part_of_a_sale_with_the_supervisor_pin(
             state = await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
             assert state.amount_fen == 2000  # the full amount is offered
             h.keypad.press("5", "0", "0", Key.ENTER)
-            state = await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
-            assert "SUCCESS" in state.notice or "PROCESSING" in state.notice
+            await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
             [refund] = await h.terminal.runtime.journal(lambda j: RefundBook(j).of_sale(sale))
             assert refund.amount_fen == 500
+            shown = h.terminal.runtime.screen
+            assert shown.title in ("退款成功 Refunded", "退款处理中 Refund on its way")
+            assert shown.amount_fen == 500
+            assert f"退款单号 Refund no. {refund.out_refund_no}" in shown.lines
             for _ in range(100):
                 if refund.out_refund_no in h.printer.names:
                     break
@@ -205,9 +209,9 @@ def test_a_refund_whose_outcome_cannot_be_journaled_is_in_doubt_and_finished_by_
             h.scanner.scan(sale)
             await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
             h.keypad.press(Key.ENTER)
-            state = await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
+            await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
             assert h.terminal.runtime.screen.title == "退款结果未知 Refund in doubt"
-            assert "Do not refund again" in state.notice
+            assert "勿重复退款 Do not refund again" in h.terminal.runtime.screen.lines
             with sqlite3.connect(journal) as db:
                 db.execute("DROP TRIGGER test_fault")
             for _ in range(200):
@@ -221,5 +225,84 @@ def test_a_refund_whose_outcome_cannot_be_journaled_is_in_doubt_and_finished_by_
             assert refund.state in (RefundState.PROCESSING, RefundState.SUCCESS)
             assert refund.out_refund_no in h.printer.names  # its slip printed once it was known
             assert len(remote_refunds(sandbox, sale)) == 1  # sent again with the same number
+
+    asyncio.run(scenario())
+
+
+async def _to_refund_amount(h: Harness, sale: str) -> None:
+    h.keypad.press(Key.CANCEL, Key.REFUND, "1", "2", "3", "4", Key.ENTER)
+    await h.until(lambda s: s.phase is Phase.REFUND_ORDER)
+    h.scanner.scan(sale)
+    await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
+
+
+def test_a_rate_limited_refund_keeps_the_cashier_no_longer_than_refund_wait_s_and_ends_by_itself(
+    tmp_path: Path, sandbox: WeChatSandbox
+) -> None:
+    config = config_for(tmp_path, sandbox)
+    wait_s = 1.0
+    payment = replace(config.payment, refund_wait_s=wait_s, refund_follow_s=0.1)
+    config = replace(config, payment=payment)
+
+    async def scenario() -> None:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "2000")
+            await _to_refund_amount(h, sale)
+            sandbox_faults(sandbox.base_url, rate_limited=True)  # every /v3 request: 429
+            started = time.monotonic()
+            h.keypad.press(Key.ENTER)
+            await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
+            waited = time.monotonic() - started
+            assert wait_s <= waited < wait_s + 1.0  # tried again for the whole wait, no longer
+            [refund] = await h.terminal.runtime.journal(lambda j: RefundBook(j).of_sale(sale))
+            shown = h.terminal.runtime.screen
+            assert (shown.title, shown.amount_fen) == ("退款已排队 Refund queued", 2000)
+            assert shown.lines[:2] == (
+                "将自动完成 It finishes by itself",
+                "勿重复退款 Do not refund again",
+            )
+            assert shown.lines[2] == "原因 Reason: FREQUENCY_LIMITED"
+            assert shown.lines[3] == f"退款单号 Refund no. {refund.out_refund_no}"
+            assert refund.state is RefundState.PENDING
+            assert remote_refunds(sandbox, sale) == []  # WeChat never took it
+            sandbox_faults(sandbox.base_url)  # WeChat answers again; nobody touches the till
+
+            async def state() -> RefundState:
+                [row] = await h.terminal.runtime.journal(lambda j: RefundBook(j).of_sale(sale))
+                return row.state
+
+            for _ in range(200):
+                if await state() is RefundState.SUCCESS:
+                    break
+                await asyncio.sleep(0.05)
+            assert await state() is RefundState.SUCCESS
+            [remote] = remote_refunds(sandbox, sale)
+            assert remote["out_refund_no"] == refund.out_refund_no
+            assert remote["status"] == "SUCCESS"
+
+    asyncio.run(scenario())
+
+
+def test_supervisor_prompts_reach_the_cashier_while_the_customer_display_says_please_wait(
+    tmp_path: Path, sandbox: WeChatSandbox
+) -> None:
+    async def scenario() -> None:
+        async with running(config_for(tmp_path, sandbox), sandbox_url=sandbox.base_url) as h:
+            await h.until(lambda s: s.phase is Phase.IDLE)
+            h.keypad.press(Key.REFUND, "9", "9")
+            await h.until(lambda s: s.phase is Phase.SUPERVISOR_PIN and s.mode.pin == "99")
+            assert h.display.current == Screen("请稍候 Please wait")
+            assert h.display.cashier == Screen("主管密码 Supervisor PIN", lines=("**",))
+            h.keypad.press(Key.ENTER)
+            await h.until(lambda s: s.phase is Phase.SUPERVISOR_WAIT)
+            assert h.display.current == Screen("请稍候 Please wait")
+            assert h.display.cashier is not None
+            assert h.display.cashier.title == "主管密码错误 Wrong supervisor PIN"
+            assert h.terminal.runtime.cashier_screen == h.display.cashier
+            await h.until(lambda s: s.phase is Phase.SUPERVISOR_PIN, timeout=5)  # after 2 s
+            h.keypad.press(Key.CANCEL)
+            await h.until(lambda s: s.phase is Phase.IDLE)
+            assert h.display.current == h.display.cashier == Screen("欢迎光临 Welcome")
+            assert not any("PIN" in f"{s.title} {s.lines}" for s in h.display.history)
 
     asyncio.run(scenario())

@@ -91,3 +91,14 @@ async def test_a_missing_device_is_a_notice_and_is_written_once_it_appears(
     assert path.read_bytes() == b"\x0cTotal\r\n?5.00"  # ascii has no ￥
     assert notices[-1] == ("display", "")
     assert len(notices) == 2  # one notice for the trouble, one once it cleared
+
+
+async def test_a_cashiers_screen_is_never_written_to_the_pole_display(tmp_path: Path) -> None:
+    path = tmp_path / "display"
+    path.touch()
+    display = TtyDisplay(TtyDisplayConfig(device=str(path), encoding="ascii"))
+    await display.open()
+    display.show(Screen("Please wait"), Screen("Supervisor PIN", lines=("****",)))
+    wait_for(lambda: path.stat().st_size > 0)
+    await display.close()
+    assert path.read_bytes() == b"\x0cPlease wait"

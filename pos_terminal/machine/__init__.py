@@ -44,6 +44,7 @@ from pos_terminal.machine.events import (
     QrReady,
     RecoveryDone,
     RefundFinished,
+    RefundOutcome,
     TimerExpired,
 )
 from pos_terminal.machine.rules import trigger_of
@@ -90,6 +91,7 @@ __all__ = [
     "RecoveryDone",
     "Refund",
     "RefundFinished",
+    "RefundOutcome",
     "Reprint",
     "Sale",
     "Session",

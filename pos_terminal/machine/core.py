@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from pos_terminal.machine import code_tender, qr_tender, refund
-from pos_terminal.machine.effects import CancelTimer, Effect, Show
+from pos_terminal.machine.effects import CancelTimer, Effect
 from pos_terminal.machine.events import (
     DeviceNotice,
     Event,
@@ -30,7 +30,7 @@ from pos_terminal.machine.rules import Leave, Next, Outcome, Rule, Table, Trigge
 from pos_terminal.machine.sale import SALE, after_tender, idle
 from pos_terminal.machine.screens import render
 from pos_terminal.machine.state import ModeBase, Phase, Purpose, Session, State
-from pos_terminal.machine.supervisor import SUPERVISOR
+from pos_terminal.machine.supervisor import LOCKOUT, SUPERVISOR
 from pos_terminal.machine.tender import TENDER
 from pos_terminal.payment_codes import DEFAULT_RULES, CodeRules
 
@@ -71,6 +71,7 @@ TABLES: tuple[Table[Any], ...] = (
     code_tender.CODE_TENDER,
     qr_tender.QR_TENDER,
     SUPERVISOR,
+    LOCKOUT,
     refund.REFUND,
 )
 
@@ -113,8 +114,8 @@ def _to_parent(state: State, exit: Exit) -> Next:
             return after_tender(state, exit)
         case Authorised(purpose=purpose):
             return _AUTHORISED[purpose](state)
-        case NotAuthorised(notice=notice):
-            return idle(state, notice)
+        case NotAuthorised():
+            return idle(state)
         case RefundDone(then_key=str() as digit):
             back = idle(state)
             return back.then(_dispatch(back.state, KeyPressed(digit)) or back)
@@ -132,7 +133,7 @@ def step(state: State, event: Event) -> tuple[State, list[Effect]]:
         return nxt.state, list(nxt.effects)
     stops = [e for e in nxt.effects if isinstance(e, CancelTimer)]
     rest = [e for e in nxt.effects if not isinstance(e, CancelTimer)]
-    return nxt.state, [*stops, Show(render(nxt.state)), *rest]
+    return nxt.state, [*stops, render(nxt.state), *rest]
 
 
 def initial_state(

@@ -10,7 +10,10 @@ from pos_terminal.machine.state import Phase, Refund, Sale, Supervisor, Tender
 
 COMPOSITES = (Sale, Tender, Supervisor, Refund)
 _OWNER = {phase: mode.__name__ for mode in COMPOSITES for phase in mode.PHASES}
-NEWS = "PrinterChanged and DeviceNotice update the notices in every state"
+NEWS = (
+    "PrinterChanged and DeviceNotice update the notices, "
+    "TimerExpired pin_lockout counts the PIN lockout down, in every state"
+)
 
 
 def mermaid() -> str:

@@ -10,11 +10,14 @@ from pos_terminal.ports import Screen
 
 
 class Timer(StrEnum):
-    """The machine's timers; each value is also the configured duration it runs for."""
+    """The machine's timers. The first three run for the configured duration their value names;
+    the PIN's run for durations the machine chooses (`StartTimer.seconds`)."""
 
     AWAITING = "awaiting"  # no payment code or QR asked for in time
     QR = "qr_expiry"  # the QR on screen expires
     RESULT = "result_hold"  # how long a result stays on screen
+    PIN_PAUSE = "pin_pause"  # the pause after a wrong supervisor PIN
+    PIN_LOCKOUT = "pin_lockout"  # a minute of the supervisor PIN's lockout
 
 
 # the runtime's names for the configured durations
@@ -25,7 +28,15 @@ TIMER_RESULT: str = Timer.RESULT
 
 @dataclass(frozen=True)
 class Show:
+    """What the customer sees (`screen`) and, where it differs, what the cashier sees: a
+    supervisor's prompt is the cashier's while the customer's display says something neutral."""
+
     screen: Screen
+    cashier: Screen | None = None  # None: the cashier sees `screen` too
+
+    @property
+    def cashier_screen(self) -> Screen:
+        return self.screen if self.cashier is None else self.cashier
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class StartRefund:
 class StartTimer:
     name: str
     seconds_key: str  # which configured duration: a Timer value
+    seconds: float | None = None  # a duration of the machine's own, instead of the configured
 
 
 @dataclass(frozen=True)
@@ -82,8 +94,8 @@ class CancelTimer:
     name: str
 
 
-def start_timer(timer: Timer) -> StartTimer:
-    return StartTimer(timer, timer)
+def start_timer(timer: Timer, seconds: float | None = None) -> StartTimer:
+    return StartTimer(timer, timer, seconds)
 
 
 Effect = (

@@ -5,6 +5,7 @@ payments, prints and look-ups it asked for. `ForAttempt` is how a result names i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol, get_args
 
 
@@ -112,11 +113,21 @@ class OrderNotFound:
     reason: str
 
 
+class RefundOutcome(StrEnum):
+    """How a refund stands when the cashier's wait for it ends."""
+
+    REFUNDED = "refunded"  # WeChat: SUCCESS
+    ON_ITS_WAY = "on_its_way"  # WeChat: PROCESSING, the money goes back in its own time
+    QUEUED = "queued"  # WeChat has not taken it yet (a 429, no answer): sent again by itself
+    FAILED = "failed"  # refused, closed or abnormal: nothing (more) is refunded
+    IN_DOUBT = "in_doubt"  # journaled, then something failed: it is finished in the background
+
+
 @dataclass(frozen=True)
 class RefundFinished:
-    ok: bool  # accepted by WeChat (SUCCESS, or PROCESSING: the money is on its way)
-    message: str
-    in_doubt: bool = False  # journaled, outcome not known yet: it is finished in the background
+    outcome: RefundOutcome
+    refund_no: str = ""  # out_refund_no, once journaled
+    reason: str = ""  # why it failed or is queued, as WeChat (or the terminal) put it
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class Authorised:
 
 @dataclass(frozen=True)
 class NotAuthorised:
-    notice: str = ""  # empty when the supervisor cancelled
+    """The supervisor went back (a wrong PIN never leaves the prompt: it pauses or locks it)."""
 
 
 @dataclass(frozen=True)

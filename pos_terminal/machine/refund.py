@@ -19,7 +19,7 @@ from pos_terminal.machine.events import (
 from pos_terminal.machine.exits import RefundDone
 from pos_terminal.machine.keying import key_amount
 from pos_terminal.machine.rules import DIGIT, Leave, Next, Outcome, Table, key, on, timer
-from pos_terminal.machine.state import Phase, Purpose, Refund, RefundOutcome, Sale, State
+from pos_terminal.machine.state import Phase, Purpose, Refund, Sale, State
 from pos_terminal.machine.supervisor import ask
 from pos_terminal.ports import Key
 
@@ -101,10 +101,7 @@ def _confirm(state: State, refund: Refund, event: KeyPressed) -> Outcome:
 
 
 def _finished(state: State, refund: Refund, event: RefundFinished) -> Outcome:
-    outcome = RefundOutcome.ACCEPTED if event.ok else RefundOutcome.FAILED
-    if event.in_doubt:
-        outcome = RefundOutcome.IN_DOUBT
-    shown = replace(refund, phase=P.REFUND_RESULT, notice=event.message, outcome=outcome)
+    shown = replace(refund, phase=P.REFUND_RESULT, outcome=event)
     return Next(replace(state, mode=shown), (start(Timer.RESULT),))
 
 
@@ -119,7 +116,8 @@ def _next_sale(state: State, refund: Refund, event: KeyPressed) -> Outcome:
 
 
 _ASKING = (P.REFUND_ORDER, P.REFUND_AMOUNT)
-START = Table("refund start", Sale, (key(P.IDLE, Key.REFUND, (P.SUPERVISOR_PIN, P.IDLE), _asked),))
+_TO_SUPERVISOR = (P.SUPERVISOR_PIN, P.SUPERVISOR_WAIT, P.SUPERVISOR_LOCKED, P.IDLE)
+START = Table("refund start", Sale, (key(P.IDLE, Key.REFUND, _TO_SUPERVISOR, _asked),))
 REFUND = Table(
     "refund",
     Refund,

@@ -1,28 +1,46 @@
-"""What the customer display shows, drawn from the state alone."""
+"""What the customer and the cashier see, drawn from the state alone: the same screen, except
+for a supervisor's prompts, which are the cashier's while the customer sees WAIT_SCREEN."""
 
 from __future__ import annotations
 
 from pos_terminal import money
+from pos_terminal.machine.effects import Show
+from pos_terminal.machine.events import RefundOutcome
 from pos_terminal.machine.state import (
     Booting,
     Phase,
     Refund,
-    RefundOutcome,
     Sale,
     State,
     Supervisor,
     Tender,
 )
+from pos_terminal.machine.supervisor import pause_after, tries_left
 from pos_terminal.ports import Screen
 
 PIN_SCREEN = "主管密码 Supervisor PIN"
+WRONG_PIN = "主管密码错误 Wrong supervisor PIN"
+PIN_LOCKED = "主管密码已锁定 Supervisor PIN locked"
 ORDER_SCREEN = "扫描小票二维码或输入单号 Scan the receipt QR or type the order no."
 WAIT = "请稍候 Please wait"
+WAIT_SCREEN = Screen(WAIT)  # the customer's, while the cashier sees a supervisor's prompt
 DO_NOT_CHARGE_AGAIN = "请勿重复收款 Do not charge again"
-_REFUND_TITLES = {
-    RefundOutcome.ACCEPTED: "退款已受理 Refund accepted",
-    RefundOutcome.FAILED: "退款失败 Refund failed",
-    RefundOutcome.IN_DOUBT: "退款结果未知 Refund in doubt",
+DO_NOT_REFUND_AGAIN = "勿重复退款 Do not refund again"
+_REFUND_RESULTS = {  # title, and what it means for the cashier
+    RefundOutcome.REFUNDED: ("退款成功 Refunded", ()),
+    RefundOutcome.ON_ITS_WAY: (
+        "退款处理中 Refund on its way",
+        ("微信已受理, 款项原路退回 WeChat has it: the money goes back as paid",),
+    ),
+    RefundOutcome.QUEUED: (
+        "退款已排队 Refund queued",
+        ("将自动完成 It finishes by itself", DO_NOT_REFUND_AGAIN),
+    ),
+    RefundOutcome.FAILED: ("退款失败 Refund failed", ()),
+    RefundOutcome.IN_DOUBT: (
+        "退款结果未知 Refund in doubt",
+        ("将自动完成 It finishes by itself", DO_NOT_REFUND_AGAIN),
+    ),
 }
 
 
@@ -34,19 +52,39 @@ def amount_screen(fen: int, notice: str = "") -> Screen:
     return Screen("请输入金额 Enter amount", fen, (notice,) if notice else ())
 
 
-def render(state: State) -> Screen:
-    """The screen for `state`."""
+def render(state: State) -> Show:
+    """What the customer and the cashier see in `state`."""
     match state.mode:
         case Booting():
-            return Screen("正在核对交易 Resolving payments")
+            return Show(Screen("正在核对交易 Resolving payments"))
         case Sale() as sale:
-            return _sale(state, sale)
+            return Show(_sale(state, sale))
         case Tender() as tender:
-            return _tender(tender)
-        case Supervisor(pin=pin):
-            return Screen(PIN_SCREEN, lines=("*" * len(pin),) if pin else ())
+            return Show(_tender(tender))
+        case Supervisor() as asking:
+            return Show(WAIT_SCREEN, cashier=_supervisor(state, asking))
         case Refund() as refund:
-            return _refund(refund)
+            return Show(_refund(refund))
+
+
+def _supervisor(state: State, asking: Supervisor) -> Screen:
+    guard = state.session.pin_guard
+    left = tries_left(guard)
+    tries = f"锁定前还可试 {left} 次 Tries before lockout: {left}"
+    match asking.phase:
+        case Phase.SUPERVISOR_PIN:
+            typed = ("*" * len(asking.pin),) if asking.pin else ()
+            return Screen(PIN_SCREEN, lines=(*typed, tries) if guard.wrong else typed)
+        case Phase.SUPERVISOR_WAIT:
+            pause = f"{pause_after(guard.wrong):.0f}"
+            return Screen(WRONG_PIN, lines=(f"请 {pause} 秒后再试 Try again in {pause} s", tries))
+        case _:  # Phase.SUPERVISOR_LOCKED
+            minutes = guard.locked_minutes
+            if not minutes:
+                return Screen(PIN_LOCKED, lines=("已解锁 Unlocked: Enter 输入密码 type the PIN",))
+            wrong = f"{guard.wrong} 次密码错误 {guard.wrong} wrong PINs in a row"
+            later = f"请 {minutes} 分钟后再试 Try again in {minutes} min"
+            return Screen(PIN_LOCKED, lines=(wrong, later, "Esc 返回 back"))
 
 
 def _sale(state: State, sale: Sale) -> Screen:
@@ -108,4 +146,12 @@ def _refund(refund: Refund) -> Screen:
         case Phase.REFUNDING:
             return Screen("正在退款 Refunding", fen, (WAIT,))
         case _:  # Phase.REFUND_RESULT
-            return Screen(_REFUND_TITLES[refund.outcome], fen, (refund.notice,))
+            return _refund_result(refund)
+
+
+def _refund_result(refund: Refund) -> Screen:
+    ended = refund.outcome
+    title, meaning = _REFUND_RESULTS[ended.outcome]
+    reason = (f"原因 Reason: {ended.reason}",) if ended.reason else ()
+    number = (f"退款单号 Refund no. {ended.refund_no}",) if ended.refund_no else ()
+    return Screen(title, refund.refund_fen, (*meaning, *reason, *number))

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from pos_terminal.machine.effects import Effect
-from pos_terminal.machine.events import ApprovedSale
+from pos_terminal.machine.events import ApprovedSale, RefundFinished, RefundOutcome
 from pos_terminal.payment_codes import DEFAULT_RULES, CodeRules
 from pos_terminal.ports import Screen
 
@@ -33,10 +33,22 @@ class Phase(StrEnum):
     DECLINED = "DECLINED"
     CANCELLED = "CANCELLED"  # cancelled by the cashier, or its QR expired: nothing charged
     SUPERVISOR_PIN = "SUPERVISOR_PIN"  # refunds need the supervisor's PIN
+    SUPERVISOR_WAIT = "SUPERVISOR_WAIT"  # after a wrong PIN: a pause before the next one
+    SUPERVISOR_LOCKED = "SUPERVISOR_LOCKED"  # too many wrong PINs: no PIN taken for a while
     REFUND_ORDER = "REFUND_ORDER"  # scan the receipt's QR or type the order number
     REFUND_AMOUNT = "REFUND_AMOUNT"  # full by default, or key a partial amount
     REFUNDING = "REFUNDING"
     REFUND_RESULT = "REFUND_RESULT"
+
+
+@dataclass(frozen=True)
+class PinGuard:
+    """Wrong supervisor PINs and what they cost: a pause before the next try, then a lockout.
+    The session's: going back to idle ends neither the pause nor the lockout."""
+
+    wrong: int = 0  # wrong PINs since the last right one
+    pausing: bool = False  # the pause after a wrong PIN has not run out yet
+    locked_minutes: int = 0  # whole minutes of lockout left; 0: not locked
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Session:
     last_sale: ApprovedSale | None = None
     printer_notice: str = ""  # why the printer needs attention; empty when it is fine
     device_notices: tuple[tuple[str, str], ...] = ()  # (device, trouble) for each one in trouble
+    pin_guard: PinGuard = PinGuard()
 
 
 @dataclass(frozen=True)
@@ -129,16 +142,13 @@ class Purpose(StrEnum):
 
 @dataclass(frozen=True)
 class Supervisor(ModeBase):
-    PHASES = frozenset({Phase.SUPERVISOR_PIN})
+    PHASES = frozenset({Phase.SUPERVISOR_PIN, Phase.SUPERVISOR_WAIT, Phase.SUPERVISOR_LOCKED})
     phase: Phase = Phase.SUPERVISOR_PIN
     purpose: Purpose = Purpose.REFUND
     pin: str = field(default="", repr=False)  # the digits typed so far: never shown or logged
 
 
-class RefundOutcome(StrEnum):
-    ACCEPTED = "accepted"
-    FAILED = "failed"
-    IN_DOUBT = "in_doubt"
+NO_RESULT = RefundFinished(RefundOutcome.FAILED)  # a refund's result before it has one
 
 
 @dataclass(frozen=True)
@@ -153,7 +163,7 @@ class Refund(ModeBase):
     refund_fen: int = 0  # the amount to refund: the whole refundable amount until one is keyed
     keyed: bool = False  # the cashier has keyed an amount of their own
     decimals: int | None = None  # digits keyed after the point (money.Keyed)
-    outcome: RefundOutcome = RefundOutcome.FAILED
+    outcome: RefundFinished = NO_RESULT  # REFUND_RESULT: how it ended
 
 
 Mode = Booting | Sale | Tender | Supervisor | Refund
