@@ -78,7 +78,7 @@ class Runtime:
             config.staff.supervisor_pin_sha256,
             large_amount_fen=config.payment.large_amount_yuan * 100,
         )
-        self.screen = Screen("正在启动 Starting")
+        self.screen = m.render(self.state)
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()
         self._events: asyncio.Queue[m.Event] = asyncio.Queue()
@@ -193,12 +193,14 @@ class Runtime:
                     current.cancel.set()
             case m.PrintReceipt(sale):
                 self._spawn(self.desk.print_sale(sale.out_trade_no))
+            case m.PrintRecoverySlip(rows):
+                self._spawn(self.desk.print_recovery(rows, self.clock.now()))
             case m.Reprint(out_trade_no):
                 self._spawn(self.desk.reprint(out_trade_no))
             case m.FindRefundable(query):
                 self._spawn(self._find_refundable(query))
-            case m.StartRefund(out_trade_no, amount):
-                self._spawn(self._refund(out_trade_no, amount))
+            case m.StartRefund() as start:
+                self._spawn(self._refund(start))
 
     def _duration(self, key: str) -> float:
         return {
@@ -252,34 +254,37 @@ class Runtime:
         else:
             self.post(m.OrderFound(*found))
 
-    async def _refund(self, out_trade_no: str, amount_fen: int) -> None:
+    async def _refund(self, start: m.StartRefund) -> None:
         try:
-            row = await self.refunds.refund(out_trade_no, amount_fen)
+            row = await self.refunds.refund(
+                start.out_trade_no, start.amount_fen, start.reason, start.authorised_by
+            )
         except RefundInDoubt as doubt:  # it may have reached WeChat: finish it, never redo it
-            text = f"勿重复退款 Do not refund again; {doubt.row.out_refund_no} finishes by itself"
-            self.post(m.RefundFinished(False, text, in_doubt=True))
-            row = await self.refunds.settle(doubt.row)
-            if row.state in (RefundState.SUCCESS, RefundState.PROCESSING):
-                await self.desk.print_refund(row)
+            number = doubt.row.out_refund_no
+            text = f"勿重复退款 Do not refund again; {number} finishes by itself"
+            self.post(m.RefundFinished(False, text, in_doubt=True, out_refund_no=number))
+            await self.desk.print_refund(await self.refunds.settle(doubt.row))
             return
         except Exception as exc:  # one site per refund: the cashier must hear how it ended
-            log.exception("refund of %s failed", out_trade_no)
+            log.exception("refund of %s failed", start.out_trade_no)
             self.post(m.RefundFinished(False, str(exc)))
             return
         ok = row.state in (RefundState.SUCCESS, RefundState.PROCESSING)
-        self.post(m.RefundFinished(ok, f"{row.state} {row.out_refund_no}"))
-        if ok:
-            await self.desk.print_refund(row)
+        number = row.out_refund_no
+        self.post(m.RefundFinished(ok, f"{row.state} {number}", out_refund_no=number))
+        await self.desk.print_refund(row)
 
     async def _recover(self) -> None:
-        self._apply(m.Show(Screen("正在核对交易 Resolving payments")))
+        def progress(position: int, total: int) -> None:
+            self.post(m.RecoveryProgress(position, total))
+
         try:
-            recovered = await recover(self.journal, self.payments.settler, self.refunds)
+            recovered = await recover(self.journal, self.payments.settler, self.refunds, progress)
         except Exception as exc:  # the terminal must not sell with a journal it cannot read
             log.exception("recovery failed")
             self._apply(m.Show(Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log"))))
             return
-        self.post(m.RecoveryDone(recovered.resolved, recovered.attention))
+        self.post(m.RecoveryDone(recovered.resolved, recovered.attention, recovered.rows))
         self._keep_running(
             "refund follow-up", self.refunds.watch, self.config.payment.refund_follow_s
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pos_terminal import money
+from pos_terminal.machine.events import Resolution, Resolved
 from pos_terminal.machine.state import (
     Booting,
     Phase,
@@ -19,6 +20,21 @@ PIN_SCREEN = "主管密码 Supervisor PIN"
 ORDER_SCREEN = "扫描小票二维码或输入单号 Scan the receipt QR or type the order no."
 WAIT = "请稍候 Please wait"
 DO_NOT_CHARGE_AGAIN = "请勿重复收款 Do not charge again"
+RESOLVING = "正在核对交易 Resolving payments"
+RESOLVED_TITLE = "开机核对结果 Resolved at start"
+ACKNOWLEDGE = "按 Enter 确认 Press Enter to go on"
+SUMMARY_ROWS = 6  # rows listed on the summary: it fits the console's 80x24 with the help
+NUMBER_DIGITS = 8  # an order or refund number is shown by its last digits, as typed for refunds
+RESOLUTION_WORDS = {
+    Resolution.PAID: "已收款 Paid",
+    Resolution.PAID_REFUND_OWED: "应退款 Refund owed",
+    Resolution.NOT_PAID: "未收款 Not paid",
+    Resolution.REVERSED: "已撤销 Reversed",
+    Resolution.EXCEPTION: "异常 Exception",
+    Resolution.REFUNDED: "已退款 Refunded",
+    Resolution.REFUND_UNDER_WAY: "退款处理中 Refunding",
+    Resolution.NOT_REFUNDED: "未退款 Not refunded",
+}
 _REFUND_TITLES = {
     RefundOutcome.ACCEPTED: "退款已受理 Refund accepted",
     RefundOutcome.FAILED: "退款失败 Refund failed",
@@ -37,8 +53,8 @@ def amount_screen(fen: int, notice: str = "") -> Screen:
 def render(state: State) -> Screen:
     """The screen for `state`."""
     match state.mode:
-        case Booting():
-            return Screen("正在核对交易 Resolving payments")
+        case Booting() as booting:
+            return _booting(booting)
         case Sale() as sale:
             return _sale(state, sale)
         case Tender() as tender:
@@ -47,6 +63,24 @@ def render(state: State) -> Screen:
             return Screen(PIN_SCREEN, lines=("*" * len(pin),) if pin else ())
         case Refund() as refund:
             return _refund(refund)
+
+
+def _booting(booting: Booting) -> Screen:
+    if booting.phase is Phase.RECOVERING:
+        if not booting.total:
+            return Screen(RESOLVING)
+        return Screen(f"{RESOLVING} {booting.position}/{booting.total}", lines=(WAIT,))
+    lines = [summary_line(r) for r in booting.rows[:SUMMARY_ROWS]]
+    hidden = len(booting.rows) - SUMMARY_ROWS
+    if hidden > 0:
+        lines.append(f"另有 {hidden} 笔见日志 {hidden} more in the log")
+    return Screen(RESOLVED_TITLE, lines=(*lines, ACKNOWLEDGE))
+
+
+def summary_line(row: Resolved) -> str:
+    """One resolved row in a line: the number's last digits, the amount, how it ended."""
+    number = row.number[-NUMBER_DIGITS:]
+    return f"{number} {money.format_yuan(row.amount_fen)} {RESOLUTION_WORDS[row.resolution]}"
 
 
 def _sale(state: State, sale: Sale) -> Screen:

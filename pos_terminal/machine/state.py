@@ -11,13 +11,14 @@ from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from pos_terminal.machine.effects import Effect
-from pos_terminal.machine.events import ApprovedSale
+from pos_terminal.machine.events import ApprovedSale, Resolved
 from pos_terminal.payment_codes import DEFAULT_RULES, CodeRules
 from pos_terminal.ports import Screen
 
 
 class Phase(StrEnum):
     RECOVERING = "RECOVERING"  # boot: resolving journal rows left in doubt; no sales yet
+    RECOVERED = "RECOVERED"  # what recovery resolved, on screen until the cashier presses Enter
     IDLE = "IDLE"
     ENTERING_AMOUNT = "ENTERING_AMOUNT"
     CONFIRMING = "CONFIRMING"
@@ -65,8 +66,14 @@ class ModeBase:
 
 @dataclass(frozen=True)
 class Booting(ModeBase):
-    PHASES = frozenset({Phase.RECOVERING})
+    """Recovery at start, counting the rows it resolves, then its summary."""
+
+    PHASES = frozenset({Phase.RECOVERING, Phase.RECOVERED})
     phase: Phase = Phase.RECOVERING
+    position: int = 0  # RECOVERING: the row being resolved (1-based), of `total`; 0: none yet
+    total: int = 0
+    rows: tuple[Resolved, ...] = ()  # RECOVERED: how each row ended
+    attention: int = 0  # payments a supervisor must settle, said once sales start
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,10 @@ class Supervisor(ModeBase):
     pin: str = field(default="", repr=False)  # the digits typed so far: never shown or logged
 
 
+DEFAULT_REFUND_REASON = "顾客退货 Customer return"
+SUPERVISOR = "supervisor"  # who authorised with the supervisor PIN (staff accounts will name one)
+
+
 class RefundOutcome(StrEnum):
     ACCEPTED = "accepted"
     FAILED = "failed"
@@ -153,6 +164,9 @@ class Refund(ModeBase):
     keyed: bool = False  # the cashier has keyed an amount of their own
     decimals: int | None = None  # digits keyed after the point (money.Keyed)
     outcome: RefundOutcome = RefundOutcome.FAILED
+    out_refund_no: str = ""  # REFUND_RESULT: the refund's number, once journaled
+    reason: str = DEFAULT_REFUND_REASON
+    authorised_by: str = ""  # who authorised the refund
 
 
 Mode = Booting | Sale | Tender | Supervisor | Refund

@@ -88,9 +88,12 @@ class WeChatRefunds:
         self.settings = settings
         self.terminal_id = terminal_id
 
-    async def refund(self, out_trade_no: str, amount_fen: int, reason: str = "") -> RefundRow:
+    async def refund(
+        self, out_trade_no: str, amount_fen: int, reason: str = "", authorised_by: str = ""
+    ) -> RefundRow:
         """Refund part or all of an approved sale; returns the row once final or after
-        `refund_wait_s` (still PROCESSING then: WeChat has it, `watch` goes on asking).
+        `refund_wait_s` (still PROCESSING then: WeChat has it, `watch` goes on asking). The row
+        records `reason` and who authorised it.
 
         Raises:
             JournalError: the sale is not approved or the amount exceeds what is refundable.
@@ -104,6 +107,7 @@ class WeChatRefunds:
                 amount_fen=amount_fen,
                 reason=reason,
                 now=now,
+                authorised_by=authorised_by,
             )
         )
         log.info("refund %s of %s: %d fen, journaled PENDING", number, out_trade_no, amount_fen)
@@ -186,19 +190,17 @@ class WeChatRefunds:
             except Exception:  # one site: the watch must go on whatever one answer did
                 log.exception("following PROCESSING refunds failed; trying again later")
 
-    async def resolve(self) -> int:
-        """Boot: every PENDING refund reaches WeChat (or is refused); PROCESSING ones: asked once.
+    async def resolve(self, row: RefundRow) -> RefundRow:
+        """Boot: a PENDING refund reaches WeChat (or is refused); a PROCESSING one is asked once.
 
-        Returns how many refunds were looked at.
+        Returns the row as it then is.
         """
-        rows = await self.journal(lambda j: RefundBook(j).unresolved())
-        for row in rows:
-            row = await self.submit(row)
-            if row.state not in REFUND_FINAL:
-                found = await self._query(row)
-                if found is not None:
-                    await self._record(row, found)
-        return len(rows)
+        row = await self.submit(row)
+        if row.state not in REFUND_FINAL:
+            found = await self._query(row)
+            if found is not None:
+                row = await self._record(row, found)
+        return row
 
     async def _query(self, row: RefundRow) -> Refund | None:
         try:

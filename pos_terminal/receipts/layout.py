@@ -12,6 +12,7 @@ from pos_terminal.receipts.model import (
     PrinterProfile,
     Receipt,
     ReceiptHeader,
+    RecoveryReceipt,
     RefundReceipt,
     SaleReceipt,
     SettlementReceipt,
@@ -27,6 +28,12 @@ MERCHANT_QR_NOTE = "扫码查单 Scan to find the order"
 CUSTOMER_QR_NOTE = ("退款请出示此码", "Show this code for a refund")
 REFUND_DONE = "退款成功 Refunded"
 REFUND_UNDER_WAY = "退款处理中 Refund on its way"
+RECOVERY_NOTE = (
+    "以上交易在断电或重启前未完成,",
+    "开机时已与微信支付核对",
+    "Unfinished before a restart;",
+    "settled with WeChat Pay at start",
+)
 
 
 class Style(Enum):
@@ -201,9 +208,20 @@ def _settlement(sheet: _Sheet, receipt: SettlementReceipt) -> None:
     sheet.money("净额 Net", abs(net), Style.AMOUNT, sign="-" if net < 0 else "")
 
 
+def _recovery(sheet: _Sheet, receipt: RecoveryReceipt) -> None:
+    _header(sheet, receipt, "开机核对 RECOVERY", "")
+    for line in receipt.lines:
+        sheet.rule()
+        sheet.text(line.number)
+        sheet.money(line.outcome, line.amount_fen)
+    sheet.rule("=")
+    for note in RECOVERY_NOTE:
+        sheet.text(note)
+
+
 def copies_of(receipt: Receipt, wanted: tuple[Copy, ...]) -> tuple[Copy | None, ...]:
-    """The copies a job prints: a settlement summary is a single, unlabelled sheet."""
-    if isinstance(receipt, SettlementReceipt) or not wanted:
+    """The copies a job prints: a settlement or recovery summary is one unlabelled sheet."""
+    if isinstance(receipt, SettlementReceipt | RecoveryReceipt) or not wanted:
         return (None,)
     return wanted
 
@@ -217,6 +235,8 @@ def layout_rows(receipt: Receipt, profile: PrinterProfile, copy: Copy | None = N
         _refund(sheet, receipt, copy)
     elif isinstance(receipt, VoidReceipt):
         _void(sheet, receipt, copy)
+    elif isinstance(receipt, RecoveryReceipt):
+        _recovery(sheet, receipt)
     else:
         _settlement(sheet, receipt)
     return sheet.rows

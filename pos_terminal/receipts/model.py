@@ -155,7 +155,27 @@ class SettlementReceipt(ReceiptHeader):
             raise ValueError("settlement period starts after it ends")
 
 
-Receipt = SaleReceipt | RefundReceipt | VoidReceipt | SettlementReceipt
+@dataclass(frozen=True)
+class RecoveredLine:
+    """One payment or refund resolved at start: its number, amount and how it ended, in words."""
+
+    number: str
+    amount_fen: int
+    outcome: str
+
+    def __post_init__(self) -> None:
+        _check_fen("recovered amount", self.amount_fen)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryReceipt(ReceiptHeader):
+    """What the terminal resolved at start (after a crash or power cut), for the merchant: one
+    unlabelled sheet, like the settlement."""
+
+    lines: tuple[RecoveredLine, ...]
+
+
+Receipt = SaleReceipt | RefundReceipt | VoidReceipt | SettlementReceipt | RecoveryReceipt
 
 
 @dataclass(frozen=True)
