@@ -136,9 +136,6 @@ class Runtime:
         self._apply(m.Show(self.screen))
         try:
             self._spawn(self._recover())
-            self._keep_running(
-                "printer watch", self.desk.watch, self.config.devices.printer.check_interval_s
-            )
             stopper = asyncio.create_task(self._stop.wait())
             while not self._stop.is_set():
                 getter = asyncio.create_task(self._events.get())
@@ -285,6 +282,10 @@ class Runtime:
             self._apply(m.Show(Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log"))))
             return
         self.post(m.RecoveryDone(recovered.resolved, recovered.attention, recovered.rows))
+        # receipts wait for the journal to be resolved: the recovery slip comes first
+        self._keep_running(
+            "printer watch", self.desk.watch, self.config.devices.printer.check_interval_s
+        )
         self._keep_running(
             "refund follow-up", self.refunds.watch, self.config.payment.refund_follow_s
         )

@@ -617,6 +617,7 @@ def test_a_long_summary_fits_the_console_and_says_how_many_more() -> None:
 def test_r_on_a_refund_result_reprints_that_refund() -> None:
     state = at(P.REFUND_RESULT)
     assert m.step(state, press(Key.REPRINT)) == (state, [m.Reprint("R0001SALE1")])
+    assert isinstance(state.mode, Refund)
     unnumbered = replace(state, mode=replace(state.mode, out_refund_no=""))
     assert m.step(unnumbered, press(Key.REPRINT)) == (unnumbered, [])
 

@@ -16,6 +16,8 @@ from pos_terminal.receipt import (
     MethodTotals,
     PrinterProfile,
     Receipt,
+    RecoveredLine,
+    RecoveryReceipt,
     RefundReceipt,
     SaleReceipt,
     SettlementReceipt,
@@ -70,7 +72,15 @@ SETTLEMENT = SettlementReceipt(
         MethodTotals(WECHAT_NATIVE, 3, 8_800),
     ),
 )
-ALL: tuple[Receipt, ...] = (SALE, REFUND, VOID, SETTLEMENT)
+RECOVERY = RecoveryReceipt(
+    **HEAD,  # type: ignore[arg-type]
+    lines=(
+        RecoveredLine("POS20240501120000A1", 4500, "已收款 Paid"),
+        RecoveredLine("POS20240501120500A2", 1288, "已撤销 Reversed"),
+        RecoveredLine("R20240501130000B2", 1500, "已退款 Refunded"),
+    ),
+)
+ALL: tuple[Receipt, ...] = (SALE, REFUND, VOID, SETTLEMENT, RECOVERY)
 
 
 def printed(receipt: Receipt, encoding: str = "gb18030", **profile: object) -> DecodedReceipt:
@@ -159,11 +169,27 @@ def test_settlement_counts_and_totals_per_method_printed_once() -> None:
     assert value_of(decoded, "起 From") == "2024-05-01 08:00:00"
 
 
+def test_the_recovery_slip_lists_each_row_resolved_at_start_on_one_sheet() -> None:
+    decoded = printed(RECOVERY, cutter=True)
+    assert decoded.flow.count(decoded.flow[-1]) == 1 and decoded.flow[-1].kind == "cut"
+    assert not any("COPY" in line for line in decoded.lines)
+    lines = [line.strip() for line in decoded.lines]
+    assert "开机核对 RECOVERY" in lines
+    for number, outcome, amount in (
+        ("POS20240501120000A1", "已收款 Paid", "￥45.00"),
+        ("POS20240501120500A2", "已撤销 Reversed", "￥12.88"),
+        ("R20240501130000B2", "已退款 Refunded", "￥15.00"),
+    ):
+        below = lines[lines.index(number) + 1]
+        assert below.startswith(outcome) and below.endswith(amount)
+    assert decoded.qr_payloads == []
+
+
 @pytest.mark.parametrize("receipt", ALL, ids=lambda r: type(r).__name__)
 def test_reprint_is_marked_on_every_copy_of_every_kind(receipt: Receipt) -> None:
     decoded = printed(dataclasses.replace(receipt, reprint=True))
     marks = sum("重印 REPRINT" in line for line in decoded.lines)
-    assert marks == (1 if isinstance(receipt, SettlementReceipt) else 2)
+    assert marks == (1 if isinstance(receipt, SettlementReceipt | RecoveryReceipt) else 2)
     assert not any("重印" in line for line in printed(receipt).lines)
 
 
