@@ -28,9 +28,11 @@ REFUND_FINAL = frozenset(
 )
 # what the log tells the merchant about an ABNORMAL refund
 ABNORMAL_ADVICE = "the customer's account refused it; finish it in the merchant portal"
-# a refund slip prints in these: the money is back, or WeChat has it on its way (the slip of the
-# cashier's wait); `printed` is set only by the slip of a final state
-SLIP_STATES = frozenset({RefundState.SUCCESS, RefundState.PROCESSING})
+# a refund's slip prints once it ends in one of these (`printed` records it), whoever ended it;
+# ABNORMAL is not an end for the customer: the merchant finishes it in the merchant portal
+LAST_SLIP_STATES = frozenset({RefundState.SUCCESS, RefundState.CLOSED})
+# and also when the cashier's wait ends with WeChat still PROCESSING: "on its way"
+SLIP_STATES = LAST_SLIP_STATES | {RefundState.PROCESSING}
 # refunds that still count against what may be refunded
 COUNTED = frozenset(RefundState) - {RefundState.CLOSED, RefundState.REFUSED}
 
@@ -182,9 +184,11 @@ class RefundBook:
             db.execute("UPDATE refunds SET printed = 1 WHERE id = ?", (row_id,))
 
     def unprinted(self) -> list[RefundRow]:
-        """Refunds done (SUCCESS) whose slip has not printed yet, whoever finished them."""
+        """Refunds ended (LAST_SLIP_STATES) whose slip has not printed yet, oldest first."""
+        marks = ",".join("?" for _ in LAST_SLIP_STATES)
         found = self.journal.db.execute(
-            f"{_SELECT} WHERE r.state = ? AND r.printed = 0 ORDER BY r.id", (RefundState.SUCCESS,)
+            f"{_SELECT} WHERE r.state IN ({marks}) AND r.printed = 0 ORDER BY r.id",
+            tuple(LAST_SLIP_STATES),
         ).fetchall()
         return [_row(r) for r in found]
 

@@ -19,7 +19,13 @@ from datetime import datetime, tzinfo
 from pos_terminal.config import Config
 from pos_terminal.errors import DeviceError
 from pos_terminal.journal import Journal, JournalError, JournalWorker, PaymentRow, RowState
-from pos_terminal.journal_refunds import SLIP_STATES, RefundBook, RefundRow, RefundState
+from pos_terminal.journal_refunds import (
+    LAST_SLIP_STATES,
+    SLIP_STATES,
+    RefundBook,
+    RefundRow,
+    RefundState,
+)
 from pos_terminal.machine import Event, PrintDone, PrinterChanged, Resolved
 from pos_terminal.machine.screens import RESOLUTION_WORDS
 from pos_terminal.ports import PaperStatus, ReceiptPrinter
@@ -30,6 +36,7 @@ from pos_terminal.receipt import (
     RecoveredLine,
     RecoveryReceipt,
     RefundReceipt,
+    RefundResult,
     SaleReceipt,
     layout_text,
     method_named,
@@ -37,6 +44,14 @@ from pos_terminal.receipt import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# the slip's wording for each state a refund slip prints in
+_RESULTS = {
+    RefundState.SUCCESS: RefundResult.DONE,
+    RefundState.PROCESSING: RefundResult.UNDER_WAY,
+    RefundState.CLOSED: RefundResult.CLOSED,
+}
 
 
 @dataclass(frozen=True)
@@ -105,9 +120,9 @@ class ReceiptDesk:
         self.post(PrintDone(error is None, error or ""))
 
     async def print_refund(self, refund: RefundRow) -> None:
-        """The refund's slip (both copies) as the cashier's wait ended it. A slip of SUCCESS
+        """The refund's slip (both copies) as the cashier's wait ended it. The slip of its end
         prints once (`refunds.printed`); one of PROCESSING is followed by the final one."""
-        if refund.state is RefundState.SUCCESS:
+        if refund.state in LAST_SLIP_STATES:
             await self._print_refund_once(refund)
         elif refund.state is RefundState.PROCESSING:
             await self._job(refund.out_refund_no, await self._refund_receipt(refund))
@@ -198,7 +213,7 @@ class ReceiptDesk:
             refund_id=refund.refund_id or "",
             masked_code=sale.masked_code,
             reason=refund.reason,
-            in_progress=refund.state is RefundState.PROCESSING,
+            result=_RESULTS[refund.state],
             reprint=reprint,
         )
 

@@ -35,10 +35,6 @@ class Recovered:
     rows: tuple[Resolved, ...]  # payments, then refunds, each as it ended
     attention: int  # payments a supervisor must settle
 
-    @property
-    def resolved(self) -> int:
-        return len(self.rows)
-
 
 def payment_resolution(row: PaymentRow) -> Resolution:
     """How a final payment row reads on the summary; approved with a flag: a refund is owed."""

@@ -281,7 +281,7 @@ class Runtime:
             log.exception("recovery failed")
             self._apply(m.Show(Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log"))))
             return
-        self.post(m.RecoveryDone(recovered.resolved, recovered.attention, recovered.rows))
+        self.post(m.RecoveryDone(recovered.rows, recovered.attention))
         # receipts wait for the journal to be resolved: the recovery slip comes first
         self._keep_running(
             "printer watch", self.desk.watch, self.config.devices.printer.check_interval_s
@@ -290,7 +290,7 @@ class Runtime:
             "refund follow-up", self.refunds.watch, self.config.payment.refund_follow_s
         )
         self.ready.set()
-        log.info("ready (%d payment(s) resolved at start)", recovered.resolved)
+        log.info("ready (%d payment(s) and refund(s) resolved at start)", len(recovered.rows))
 
     def _keep_running(
         self, name: str, start: Callable[[], Awaitable[None]], period_s: float

@@ -84,7 +84,7 @@ EXAMPLES: dict[str, m.Event] = {
     "refund": press(Key.REFUND),
     "CodeScanned": m.CodeScanned(WECHAT_CODE),
     "RecoveryProgress": m.RecoveryProgress(1, 2),
-    "RecoveryDone": m.RecoveryDone(0),
+    "RecoveryDone": m.RecoveryDone(),
     "QrReady": m.QrReady(3, "weixin://wxpay/bizpayurl?pr=abc"),
     "PaymentPending": m.PaymentPending(3),
     "PaymentApproved": m.PaymentApproved(3, SALE),
@@ -224,7 +224,7 @@ def test_the_tables_declare_exactly_the_moves_of_the_design() -> None:
 def test_every_phase_is_reached_by_driving_the_machine_from_boot() -> None:
     boot = m.initial_state(supervisor_pin_sha256=PIN_1234, large_amount_fen=1)
     pin = [press(d) for d in "1234"]
-    refunding, _ = run(boot, m.RecoveryDone(0), press(Key.REFUND), *pin, press(Key.ENTER))
+    refunding, _ = run(boot, m.RecoveryDone(), press(Key.REFUND), *pin, press(Key.ENTER))
     results = [
         event
         for n in (1, 2)
@@ -241,7 +241,7 @@ def test_every_phase_is_reached_by_driving_the_machine_from_boot() -> None:
         *results,
         press("1"),
         m.CodeScanned("T0001SALE1"),
-        m.RecoveryDone(1, rows=(RESOLVED_PAID,)),
+        m.RecoveryDone((RESOLVED_PAID,)),
     ]
     seen = {boot.phase, refunding.phase}
     frontier = [boot, refunding]
@@ -536,7 +536,7 @@ def test_device_news_only_sets_that_devices_notice_in_every_phase(phase: Phase) 
 
 
 def test_recovery_with_payments_left_for_a_supervisor_says_so_while_idle() -> None:
-    state, effects = m.step(m.initial_state(), m.RecoveryDone(2, attention=1))
+    state, effects = m.step(m.initial_state(), m.RecoveryDone(attention=1))
     assert state.phase is P.IDLE and "1 笔交易需主管处理" in state.notice
     [show] = effects
     assert isinstance(show, m.Show) and show.screen.lines == (state.notice,)
@@ -551,7 +551,7 @@ def test_recovery_counts_the_rows_it_resolves_on_screen() -> None:
 
 
 def test_nothing_in_doubt_goes_straight_to_sales_with_no_summary_and_no_slip() -> None:
-    state, effects = m.step(m.initial_state(), m.RecoveryDone(0))
+    state, effects = m.step(m.initial_state(), m.RecoveryDone())
     assert state.phase is P.IDLE
     assert effects == [m.Show(Screen("欢迎光临 Welcome"))]
 
@@ -562,7 +562,7 @@ def test_the_summary_lists_each_resolved_row_and_enter_starts_sales() -> None:
         m.Resolved("T0001202611261016000002", 500, m.Resolution.REVERSED),
         m.Resolved("R0001202611261017000003", 300, m.Resolution.REFUNDED),
     )
-    state, effects = m.step(m.initial_state(), m.RecoveryDone(3, attention=1, rows=rows))
+    state, effects = m.step(m.initial_state(), m.RecoveryDone(rows, attention=1))
     assert state.phase is P.RECOVERED
     summary = Screen(
         "开机核对结果 Resolved at start",
@@ -593,7 +593,7 @@ def test_no_slip_prints_when_recovery_moved_no_money() -> None:
         m.Resolved("T0001202611261016000003", 800, m.Resolution.NOT_PAID),
         m.Resolved("R0001202611261017000004", 300, m.Resolution.REFUND_UNDER_WAY),
     )
-    state, effects = m.step(m.initial_state(), m.RecoveryDone(3, rows=rows))
+    state, effects = m.step(m.initial_state(), m.RecoveryDone(rows))
     assert state.phase is P.RECOVERED
     assert not any(isinstance(e, m.PrintRecoverySlip) for e in effects)
 
@@ -603,7 +603,7 @@ def test_a_long_summary_fits_the_console_and_says_how_many_more() -> None:
         m.Resolved(f"T000120261126101500{n:04d}", 999_999_999, m.Resolution.PAID_REFUND_OWED)
         for n in range(9)
     )
-    _, effects = m.step(m.initial_state(), m.RecoveryDone(9, rows=rows))
+    _, effects = m.step(m.initial_state(), m.RecoveryDone(rows))
     [show, _slip] = effects
     assert isinstance(show, m.Show)
     lines = show.screen.lines
@@ -786,7 +786,7 @@ def test_a_sale_and_a_refund_run_the_same_under_python_dash_o() -> None:
         "from pos_terminal import machine as m\n"
         "s = m.initial_state(supervisor_pin_sha256=hashlib.sha256(b'1234').hexdigest())\n"
         "sale = m.ApprovedSale('T1', 'W1', 'wechat_code', 500, None)\n"
-        "events = [m.RecoveryDone(0), *map(m.KeyPressed, '500'), m.KeyPressed('enter'),"
+        "events = [m.RecoveryDone(), *map(m.KeyPressed, '500'), m.KeyPressed('enter'),"
         " m.KeyPressed('enter'), m.CodeScanned('" + WECHAT_CODE + "'),"
         " m.PaymentApproved(1, sale), m.PrintDone(True), m.KeyPressed('cancel'),"
         " m.KeyPressed('refund'), *map(m.KeyPressed, '1234'), m.KeyPressed('enter'),"

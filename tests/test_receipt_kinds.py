@@ -19,6 +19,7 @@ from pos_terminal.receipt import (
     RecoveredLine,
     RecoveryReceipt,
     RefundReceipt,
+    RefundResult,
     SaleReceipt,
     SettlementReceipt,
     VoidReceipt,
@@ -139,10 +140,18 @@ def test_refund_receipt_shows_the_sale_the_refund_and_that_it_is_done() -> None:
 
 
 def test_a_refund_still_on_its_way_says_so_and_not_that_it_is_done() -> None:
-    lines = [line.strip() for line in printed(dataclasses.replace(REFUND, in_progress=True)).lines]
+    under_way = dataclasses.replace(REFUND, result=RefundResult.UNDER_WAY)
+    lines = [line.strip() for line in printed(under_way).lines]
     assert lines.count("退款处理中 Refund on its way") == 2
     assert "退款成功 Refunded" not in lines
     assert not any(line.startswith("退款流水") for line in lines)  # no id known: no empty line
+
+
+def test_a_closed_refund_says_nothing_was_refunded() -> None:
+    closed = dataclasses.replace(REFUND, result=RefundResult.CLOSED)
+    lines = [line.strip() for line in printed(closed).lines]
+    assert lines.count("退款已关闭 Refund closed:") == 2 and "nothing was refunded" in lines
+    assert "退款成功 Refunded" not in lines
 
 
 def test_refund_larger_than_the_sale_is_refused() -> None:

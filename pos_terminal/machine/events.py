@@ -63,9 +63,8 @@ class RecoveryProgress:
 
 @dataclass(frozen=True)
 class RecoveryDone:
-    resolved: int
-    attention: int = 0  # payments a supervisor must settle (a refund owed, a contradiction)
     rows: tuple[Resolved, ...] = ()  # what was in doubt and how it ended, oldest first
+    attention: int = 0  # payments a supervisor must settle (a refund owed, a contradiction)
 
 
 @dataclass(frozen=True)

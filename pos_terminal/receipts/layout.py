@@ -14,6 +14,7 @@ from pos_terminal.receipts.model import (
     ReceiptHeader,
     RecoveryReceipt,
     RefundReceipt,
+    RefundResult,
     SaleReceipt,
     SettlementReceipt,
     VoidReceipt,
@@ -26,8 +27,11 @@ MERCHANT_STUB = "商户存根 MERCHANT COPY"
 # the sale's QR holds its order number: the terminal scans it to reprint or refund that sale
 MERCHANT_QR_NOTE = "扫码查单 Scan to find the order"
 CUSTOMER_QR_NOTE = ("退款请出示此码", "Show this code for a refund")
-REFUND_DONE = "退款成功 Refunded"
-REFUND_UNDER_WAY = "退款处理中 Refund on its way"
+REFUND_RESULTS = {
+    RefundResult.DONE: "退款成功 Refunded",
+    RefundResult.UNDER_WAY: "退款处理中 Refund on its way",
+    RefundResult.CLOSED: "退款已关闭 Refund closed: nothing was refunded",
+}
 RECOVERY_NOTE = (
     "以上交易在断电或重启前未完成,",
     "开机时已与微信支付核对",
@@ -173,7 +177,7 @@ def _refund(sheet: _Sheet, receipt: RefundReceipt, copy: Copy | None) -> None:
     if receipt.refund_id:
         sheet.field("退款流水 Refund id", receipt.refund_id)
     sheet.rule()
-    sheet.centred(REFUND_UNDER_WAY if receipt.in_progress else REFUND_DONE)
+    sheet.centred(REFUND_RESULTS[receipt.result])
 
 
 def _void(sheet: _Sheet, receipt: VoidReceipt, copy: Copy | None) -> None:
