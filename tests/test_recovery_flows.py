@@ -7,7 +7,8 @@ sees is read from the mock display's screens, what prints from the mock printer'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,13 +17,14 @@ import pytest
 
 from hw_mocks.customer import Wallet
 from hw_mocks.escpos_decode import DecodedReceipt
-from hw_mocks.wechat_sandbox import WeChatSandbox
+from hw_mocks.wechat_sandbox import NotifySettings, WeChatSandbox
 from pos_terminal.config import Config
 from pos_terminal.journal import Journal, Method, RowState
 from pos_terminal.journal_refunds import RefundBook, RefundRow, RefundState
 from pos_terminal.machine import Phase
 from pos_terminal.ports import Key
 from tests.flow_harness import Harness, flow_config, running
+from tests.notify_receiver import free_port
 
 PIN = ("1", "2", "3", "4")
 
@@ -236,3 +238,41 @@ def test_a_refund_still_processing_at_shutdown_prints_when_it_ends_after_the_res
         asyncio.run(after_restart(sale, number))
     finally:
         slow.stop()
+
+
+def test_a_refund_ended_by_wechats_notification_prints_its_slip(
+    start_sandbox: Callable[..., WeChatSandbox], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox(
+        notify=NotifySettings(time_scale=0.001),
+        refund_delay_s=0.3,
+        refund_interval_s=0,
+        clock=time.time,
+        allow_loopback_notify=True,
+    )
+    config = flow_config(
+        tmp_path,
+        sandbox_url=sandbox.base_url,
+        merchant_json=sandbox.merchant_json,
+        notify_port=free_port(),
+    )
+    # the terminal neither waits nor follows: only the notification can end this refund
+    config = replace(config, payment=replace(config.payment, refund_wait_s=0, refund_follow_s=3600))
+
+    async def scenario() -> None:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            sale = await sell(h, "1500")
+            row = await h.terminal.runtime.refunds.refund(sale, 700, "", "supervisor")
+            assert row.state is RefundState.PROCESSING
+            done = text(await printed(h, row.out_refund_no))
+            assert "退款成功 Refunded" in done
+            [refund] = await refunds_of(h, sale)
+            assert refund.state is RefundState.SUCCESS and refund.printed
+            events = await h.terminal.runtime.journal(
+                lambda j: j.db.execute(
+                    "SELECT note FROM refund_events WHERE refund_id = ? ORDER BY id", (row.id,)
+                ).fetchall()
+            )
+            assert "notification" in events[-1][0]  # the receiver ended it, nobody else
+
+    asyncio.run(scenario())
