@@ -161,6 +161,7 @@ REFUND_AMOUNT    digit                     REFUND_AMOUNT
 REFUND_AMOUNT    point                     REFUND_AMOUNT
 REFUND_AMOUNT    backspace                 REFUND_AMOUNT
 REFUND_AMOUNT    enter                     REFUNDING
+REFUND_AMOUNT    refund                    REFUND_AMOUNT
 REFUND_AMOUNT    cancel                    IDLE
 REFUNDING        RefundFinished            REFUND_RESULT
 REFUND_RESULT    digit                     ENTERING_AMOUNT
@@ -629,6 +630,25 @@ def test_a_refund_records_the_supervisor_who_authorised_it_and_the_reason() -> N
     assert m.StartRefund("T0001SALE1", 1234, "顾客退货 Customer return", "supervisor") in effects
 
 
+def test_the_refund_key_on_the_amount_screen_picks_the_reason_round_the_list() -> None:
+    state = at(P.REFUND_AMOUNT)
+    picked = []
+    for _ in range(5):
+        state, effects = m.step(state, press(Key.REFUND))
+        [show] = effects
+        assert isinstance(show, m.Show)
+        picked.append(show.screen.lines[2])
+    assert picked == [
+        "原因 商品问题 Faulty goods",
+        "原因 收错金额 Wrong amount charged",
+        "原因 其他 Other",
+        "原因 顾客退货 Customer return",
+        "原因 商品问题 Faulty goods",
+    ]
+    _, effects = m.step(state, press(Key.ENTER))
+    assert m.StartRefund("T0001SALE1", 1234, "商品问题 Faulty goods", "") in effects
+
+
 @pytest.mark.parametrize("phase", [P.IDLE, P.APPROVED])
 def test_reprint_asks_for_the_last_receipt_again(phase: Phase) -> None:
     assert m.step(at(phase), press(Key.REPRINT)) == (at(phase), [m.Reprint()])
@@ -672,7 +692,13 @@ def test_a_scanned_or_typed_order_is_looked_up() -> None:
 def test_the_full_amount_is_offered_and_a_partial_one_can_be_keyed() -> None:
     state, effects = m.step(at(P.REFUND_ORDER), m.OrderFound("T0001SALE1", 1234))
     assert (state.phase, state.amount_fen, state.refundable_fen) == (P.REFUND_AMOUNT, 1234, 1234)
-    lines = ("T0001SALE1", "最多 at most ¥12.34", "Enter 确认 confirm", "")
+    lines = (
+        "T0001SALE1",
+        "最多 at most ¥12.34",
+        "原因 顾客退货 Customer return",
+        "Enter 确认 confirm · f 换原因 reason",
+        "",
+    )
     assert effects == [m.Show(Screen("退款金额 Refund amount", 1234, lines))]
     full, effects = m.step(state, press(Key.ENTER))
     refund = m.StartRefund("T0001SALE1", 1234, "顾客退货 Customer return", "")

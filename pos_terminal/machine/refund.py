@@ -20,6 +20,7 @@ from pos_terminal.machine.exits import RefundDone
 from pos_terminal.machine.keying import key_amount
 from pos_terminal.machine.rules import DIGIT, Leave, Next, Outcome, Table, key, on, timer
 from pos_terminal.machine.state import (
+    REFUND_REASONS,
     SUPERVISOR,
     Phase,
     Purpose,
@@ -106,6 +107,13 @@ def _amount_key(state: State, refund: Refund, event: KeyPressed) -> Outcome:
     )
 
 
+def _next_reason(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    """The refund key on the amount screen picks the next reason, round the list."""
+    known = refund.reason in REFUND_REASONS
+    following = (REFUND_REASONS.index(refund.reason) + 1) % len(REFUND_REASONS) if known else 0
+    return _go(state, replace(refund, reason=REFUND_REASONS[following]))
+
+
 def _confirm(state: State, refund: Refund, event: KeyPressed) -> Outcome:
     if not 0 < refund.refund_fen <= refund.refundable_fen:
         return _go(state, replace(refund, notice=OUTSIDE))
@@ -161,6 +169,7 @@ REFUND = Table(
         key(P.REFUND_AMOUNT, Key.POINT, (), _amount_key),
         key(P.REFUND_AMOUNT, Key.BACKSPACE, (), _amount_key),
         key(P.REFUND_AMOUNT, Key.ENTER, (P.REFUNDING, P.REFUND_AMOUNT), _confirm),
+        key(P.REFUND_AMOUNT, Key.REFUND, (), _next_reason),
         on(P.REFUNDING, RefundFinished, P.REFUND_RESULT, _finished),
         key(P.REFUND_RESULT, DIGIT, P.ENTERING_AMOUNT, _next_sale),
         key((*_ASKING, P.REFUND_RESULT), Key.CANCEL, P.IDLE, _done),

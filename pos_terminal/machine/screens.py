@@ -137,7 +137,12 @@ def _refund(refund: Refund) -> Screen:
             return Screen(ORDER_SCREEN, lines=(entry, notice) if entry or notice else ())
         case Phase.REFUND_AMOUNT:
             limit = money.format_yuan(refund.refundable_fen)
-            lines = (refund.out_trade_no, f"最多 at most {limit}", "Enter 确认 confirm")
+            lines = (
+                refund.out_trade_no,
+                f"最多 at most {limit}",
+                f"原因 {refund.reason}",
+                "Enter 确认 confirm · f 换原因 reason",
+            )
             return Screen("退款金额 Refund amount", fen, (*lines, refund.notice))
         case Phase.REFUNDING:
             return Screen("正在退款 Refunding", fen, (WAIT,))

@@ -141,7 +141,14 @@ class Supervisor(ModeBase):
     pin: str = field(default="", repr=False)  # the digits typed so far: never shown or logged
 
 
-DEFAULT_REFUND_REASON = "顾客退货 Customer return"
+# why a refund is made, as the cashier picks it (the first unless another is picked)
+REFUND_REASONS = (
+    "顾客退货 Customer return",
+    "商品问题 Faulty goods",
+    "收错金额 Wrong amount charged",
+    "其他 Other",
+)
+DEFAULT_REFUND_REASON = REFUND_REASONS[0]
 SUPERVISOR = "supervisor"  # who authorised with the supervisor PIN (staff accounts will name one)
 
 
