@@ -174,20 +174,18 @@ def test_a_refund_finished_in_the_background_prints_its_slip_and_can_be_reprinte
             await h.until(lambda s: s.phase is Phase.REFUND_ORDER)
             h.scanner.scan(sale)
             await h.until(lambda s: s.phase is Phase.REFUND_AMOUNT)
-            h.keypad.press("5", "0", "0", Key.ENTER)
+            h.keypad.press("5", "0", "0", Key.REFUND, Key.ENTER)  # f: the next reason
             await h.until(lambda s: s.phase is Phase.REFUND_RESULT)
             [refund] = await refunds_of(h, sale)
             assert refund.state is RefundState.PROCESSING  # the cashier's wait ended first
-            assert (refund.authorised_by, refund.reason) == (
-                "supervisor",
-                "顾客退货 Customer return",
-            )
+            assert (refund.authorised_by, refund.reason) == ("supervisor", "商品问题 Faulty goods")
             number = refund.out_refund_no
             under_way = text(await printed(h, number))
             assert "退款处理中 Refund on its way" in under_way
             # the background watch hears SUCCESS: the slip that says the money is back
             done = text(await printed(h, number, times=2))
             assert "退款成功 Refunded" in done and "退款处理中 Refund on its way" not in done
+            assert any("商品问题 Faulty goods" in line for line in done)
             [refund] = await refunds_of(h, sale)
             assert refund.state is RefundState.SUCCESS and refund.printed
             await asyncio.sleep(0.3)
