@@ -45,7 +45,7 @@ from pos_terminal.receipt import (
 
 log = logging.getLogger(__name__)
 
-
+PAPER_OUT = "缺纸 Paper out: load paper, the receipt will print"
 # the slip's wording for each state a refund slip prints in
 _RESULTS = {
     RefundState.SUCCESS: RefundResult.DONE,
@@ -60,6 +60,11 @@ class _Once:
 
     printed: Callable[[Journal], bool]
     mark: Callable[[Journal], None]
+
+
+def _sale_printed(j: Journal, out_trade_no: str) -> bool:
+    current = j.by_out_trade_no(out_trade_no)
+    return current is not None and current.printed
 
 
 def _unprinted(j: Journal) -> tuple[list[PaymentRow], list[RefundRow]]:
@@ -81,9 +86,6 @@ def _reprintable(j: Journal, number: str | None) -> PaymentRow | RefundRow | Non
     sold = datetime.fromisoformat(latest_sale.success_time or latest_sale.updated_at)
     refunded = datetime.fromisoformat(latest_refund.updated_at)
     return latest_refund if refunded > sold else latest_sale
-
-
-PAPER_OUT = "缺纸 Paper out: load paper, the receipt will print"
 
 
 class ReceiptDesk:
@@ -182,10 +184,7 @@ class ReceiptDesk:
 
     async def _print_sale(self, row: PaymentRow) -> str | None:
         number = row.out_trade_no
-        once = _Once(
-            lambda j: bool((j.by_out_trade_no(number) or row).printed),
-            lambda j: j.mark_printed(number),
-        )
+        once = _Once(lambda j: _sale_printed(j, number), lambda j: j.mark_printed(number))
         return await self._job(number, self.receipt_for(row, reprint=False), once)
 
     async def _print_refund_once(self, refund: RefundRow) -> str | None:
