@@ -105,6 +105,7 @@ class ReceiptDesk:
         self.post = post
         self.lines: tuple[str, ...] = ()  # the last receipt as text, for the console
         self._attention = False
+        self._slip: RecoveryReceipt | None = None  # a recovery slip the printer still owes
         self._lock = asyncio.Lock()  # one job at a time, in order
         p = config.devices.printer
         self.profile = PrinterProfile(
@@ -130,7 +131,8 @@ class ReceiptDesk:
             await self._job(refund.out_refund_no, await self._refund_receipt(refund))
 
     async def print_recovery(self, rows: tuple[Resolved, ...], now: datetime) -> None:
-        """The recovery slip for the merchant, then every receipt recovery made due."""
+        """The recovery slip for the merchant, then every receipt recovery made due; what the
+        printer cannot print yet, the watch prints once it can."""
         merchant = self.config.merchant
         slip = RecoveryReceipt(
             merchant_name=merchant.name,
@@ -141,7 +143,7 @@ class ReceiptDesk:
                 RecoveredLine(r.number, r.amount_fen, RESOLUTION_WORDS[r.resolution]) for r in rows
             ),
         )
-        await self._job(f"recovery-{now:%Y%m%d%H%M%S}", slip)
+        self._slip = slip
         await self._catch_up()
 
     async def reprint(self, number: str | None) -> None:
@@ -162,17 +164,25 @@ class ReceiptDesk:
         while True:
             await asyncio.sleep(self.config.devices.printer.check_interval_s)
             sales, refunds = await self.journal(_unprinted)
-            if not sales and not refunds and not self._attention:
+            if self._nothing_due(sales, refunds):
                 continue
             if await self._paper() is PaperStatus.OUT:
                 self._trouble(PAPER_OUT)
                 continue
             await self._catch_up()
 
+    def _nothing_due(self, sales: list[PaymentRow], refunds: list[RefundRow]) -> bool:
+        return not (sales or refunds or self._attention or self._slip)
+
     async def _catch_up(self) -> None:
         """Print every receipt due, oldest first, stopping at the first that fails."""
         sales, refunds = await self.journal(_unprinted)
-        if not sales and not refunds and not self._attention:
+        if self._nothing_due(sales, refunds):
+            return
+        slip, self._slip = self._slip, None  # taken: the watch and recovery both catch up
+        name = f"recovery-{slip.time:%Y%m%d%H%M%S}" if slip else ""
+        if slip is not None and await self._job(name, slip) is not None:
+            self._slip = slip  # not printed: the watch tries again
             return
         for sale in sales:
             if await self._print_sale(sale) is not None:

@@ -17,12 +17,14 @@ import pytest
 
 from hw_mocks.customer import Wallet
 from hw_mocks.escpos_decode import DecodedReceipt
+from hw_mocks.printer import MockPrinter
 from hw_mocks.wechat_sandbox import NotifySettings, WeChatSandbox
+from pos_terminal.app import open_terminal
 from pos_terminal.config import Config
 from pos_terminal.journal import Journal, Method, RowState
 from pos_terminal.journal_refunds import RefundBook, RefundRow, RefundState
 from pos_terminal.machine import Phase
-from pos_terminal.ports import Key
+from pos_terminal.ports import Key, PaperStatus
 from tests.flow_harness import Harness, flow_config, running
 from tests.notify_receiver import free_port
 
@@ -274,3 +276,42 @@ def test_a_refund_ended_by_wechats_notification_prints_its_slip(
             assert "notification" in events[-1][0]  # the receiver ended it, nobody else
 
     asyncio.run(scenario())
+
+
+def test_the_recovery_slip_waits_for_paper_and_then_prints_before_the_receipt(
+    tmp_path: Path, sandbox: WeChatSandbox
+) -> None:
+    config = config_for(tmp_path, sandbox, qr_poll=30)  # as above: paid, never heard
+
+    async def crashed_run() -> str:
+        async with running(config, sandbox_url=sandbox.base_url) as h:
+            await h.ring_up("1234")
+            assert await h.customer.pay_qr(await h.show_qr())
+            [row] = await h.rows()
+            return row.out_trade_no
+
+    paid_qr = asyncio.run(crashed_run())
+
+    async def restart_out_of_paper() -> None:
+        async with open_terminal(config) as terminal:
+            printer = terminal.devices.printer
+            assert isinstance(printer, MockPrinter)
+            printer.paper = PaperStatus.OUT
+            runner = asyncio.create_task(terminal.runtime.run())
+            try:
+                await terminal.runtime.wait_until(lambda s: s.phase is Phase.RECOVERED, 20)
+                await asyncio.sleep(0.5)  # five rounds of the printer watch
+                assert list(printer.names) == []
+                assert terminal.runtime.state.printer_notice  # the cashier is told why
+                printer.paper = PaperStatus.OK
+                for _ in range(100):
+                    if len(printer.names) == 2:
+                        break
+                    await asyncio.sleep(0.05)
+                [slip, receipt] = printer.names
+                assert slip.startswith("recovery-") and receipt == paid_qr
+            finally:
+                terminal.runtime.stop()
+                await runner
+
+    asyncio.run(restart_out_of_paper())
