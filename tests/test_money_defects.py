@@ -38,9 +38,15 @@ def sandbox(tmp_path: Path) -> Iterator[WeChatSandbox]:
     box.stop()
 
 
-def config_for(tmp_path: Path, sandbox: WeChatSandbox, **timings: float) -> Config:
+def config_for(
+    tmp_path: Path, sandbox: WeChatSandbox, *, deadline: float = 3.0, reverse_min_delay: float = 0.3
+) -> Config:
     return flow_config(
-        tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, **timings
+        tmp_path,
+        sandbox_url=sandbox.base_url,
+        merchant_json=sandbox.merchant_json,
+        deadline=deadline,
+        reverse_min_delay=reverse_min_delay,
     )
 
 
