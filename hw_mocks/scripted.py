@@ -56,7 +56,15 @@ class Harness:
     async def until(self, predicate: Callable[[State], bool], timeout: float = 20.0) -> State:
         return await self.terminal.runtime.wait_until(predicate, timeout)
 
+    async def acknowledge_recovery(self) -> None:
+        """The cashier reads what recovery resolved (when anything was in doubt) and goes on."""
+        state = await self.until(lambda s: s.phase is not Phase.RECOVERING)
+        if state.phase is Phase.RECOVERED:
+            self.keypad.press(Key.ENTER)
+            await self.until(lambda s: s.phase is Phase.IDLE)
+
     async def ring_up(self, digits: str) -> None:
+        await self.acknowledge_recovery()
         await self.until(
             lambda s: s.phase in (Phase.IDLE, Phase.APPROVED, Phase.DECLINED, Phase.CANCELLED)
         )

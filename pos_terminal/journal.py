@@ -19,7 +19,8 @@ from typing import TypeVar
 
 from pos_terminal.errors import PosError
 
-SCHEMA_VERSION = 3  # 2: refunds (journal_refunds.py); 3: attention, success_time
+# 2: refunds (journal_refunds.py); 3: attention, success_time; 4: who authorised a refund
+SCHEMA_VERSION = 4
 T = TypeVar("T")
 MIN_SUFFIX = 4  # a refund finds its sale by at least this many trailing digits
 
@@ -140,7 +141,8 @@ CREATE TABLE IF NOT EXISTS refunds (
     staff TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    printed INTEGER NOT NULL DEFAULT 0
+    printed INTEGER NOT NULL DEFAULT 0,
+    authorised_by TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS refund_events (
     id INTEGER PRIMARY KEY,
@@ -160,10 +162,12 @@ _COLUMNS = (
     "id, kind, method, amount_fen, state, out_trade_no, transaction_id, masked_code, store_id, "
     "terminal_id, business_date, created_at, updated_at, printed, note, attention, success_time"
 )
-# columns added after a schema version: (version, column definition)
+# columns added after a schema version: (version, table, column definition); a table older
+# versions did not have yet is created whole by _SCHEMA
 _ADDED_COLUMNS = (
     (3, "payments", "attention TEXT NOT NULL DEFAULT ''"),
     (3, "payments", "success_time TEXT"),
+    (4, "refunds", "authorised_by TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -184,11 +188,10 @@ class Journal:
         if version > SCHEMA_VERSION:
             db.close()
             raise JournalError(f"{self.path}: written by a newer version (schema {version})")
-        existing = db.execute("SELECT name FROM sqlite_master WHERE name = 'payments'").fetchone()
-        if existing is not None:
-            for added_in, table, column in _ADDED_COLUMNS:
-                if version < added_in:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        for added_in, table, column in _ADDED_COLUMNS:
+            if version < added_in and table in tables:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db = db

@@ -28,6 +28,11 @@ REFUND_FINAL = frozenset(
 )
 # what the log tells the merchant about an ABNORMAL refund
 ABNORMAL_ADVICE = "the customer's account refused it; finish it in the merchant portal"
+# a refund's slip prints once it ends in one of these (`printed` records it), whoever ended it;
+# ABNORMAL is not an end for the customer: the merchant finishes it in the merchant portal
+LAST_SLIP_STATES = frozenset({RefundState.SUCCESS, RefundState.CLOSED})
+# and also when the cashier's wait ends with WeChat still PROCESSING: "on its way"
+SLIP_STATES = LAST_SLIP_STATES | {RefundState.PROCESSING}
 # refunds that still count against what may be refunded
 COUNTED = frozenset(RefundState) - {RefundState.CLOSED, RefundState.REFUSED}
 
@@ -69,11 +74,13 @@ class RefundRow:
     reason: str
     created_at: str
     updated_at: str
+    authorised_by: str  # who authorised it ("supervisor": the supervisor PIN)
+    printed: bool  # the slip of its final state came out
 
 
 _SELECT = (
     "SELECT r.id, p.out_trade_no, r.out_refund_no, r.amount_fen, p.amount_fen, r.state,"
-    " r.refund_id, r.reason, r.created_at, r.updated_at"
+    " r.refund_id, r.reason, r.created_at, r.updated_at, r.authorised_by, r.printed"
     " FROM refunds r JOIN payments p ON p.id = r.payment_id"
 )
 
@@ -89,7 +96,14 @@ class RefundBook:
         return _refundable(self.journal.db, out_trade_no)[1]
 
     def begin(
-        self, *, out_trade_no: str, out_refund_no: str, amount_fen: int, reason: str, now: datetime
+        self,
+        *,
+        out_trade_no: str,
+        out_refund_no: str,
+        amount_fen: int,
+        reason: str,
+        now: datetime,
+        authorised_by: str = "",
     ) -> RefundRow:
         """Commit a PENDING refund; call before the request leaves the terminal.
 
@@ -107,13 +121,14 @@ class RefundBook:
             try:
                 cursor = db.execute(
                     "INSERT INTO refunds (payment_id, out_refund_no, amount_fen, state, reason,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " authorised_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         payment_id,
                         out_refund_no,
                         amount_fen,
                         RefundState.PENDING,
                         reason,
+                        authorised_by,
                         stamp,
                         stamp,
                     ),
@@ -163,6 +178,28 @@ class RefundBook:
         with immediate(self.journal.db) as db:
             state = self.get(row_id).state
             _event(db, row_id, stamp, state, state, note)
+
+    def mark_printed(self, row_id: int) -> None:
+        with immediate(self.journal.db) as db:
+            db.execute("UPDATE refunds SET printed = 1 WHERE id = ?", (row_id,))
+
+    def unprinted(self) -> list[RefundRow]:
+        """Refunds ended (LAST_SLIP_STATES) whose slip has not printed yet, oldest first."""
+        marks = ",".join("?" for _ in LAST_SLIP_STATES)
+        found = self.journal.db.execute(
+            f"{_SELECT} WHERE r.state IN ({marks}) AND r.printed = 0 ORDER BY r.id",
+            tuple(LAST_SLIP_STATES),
+        ).fetchall()
+        return [_row(r) for r in found]
+
+    def latest_slip(self) -> RefundRow | None:
+        """The most recent refund with a slip (what a reprint of the last receipt may be)."""
+        marks = ",".join("?" for _ in SLIP_STATES)
+        found = self.journal.db.execute(
+            f"{_SELECT} WHERE r.state IN ({marks}) ORDER BY r.updated_at DESC, r.id DESC LIMIT 1",
+            tuple(SLIP_STATES),
+        ).fetchone()
+        return None if found is None else _row(found)
 
     def get(self, row_id: int) -> RefundRow:
         found = self.journal.db.execute(f"{_SELECT} WHERE r.id = ?", (row_id,)).fetchone()
@@ -231,4 +268,6 @@ def _row(r: tuple[object, ...]) -> RefundRow:
         reason=str(r[7]),
         created_at=str(r[8]),
         updated_at=str(r[9]),
+        authorised_by=str(r[10]),
+        printed=bool(r[11]),
     )

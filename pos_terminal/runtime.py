@@ -92,8 +92,9 @@ class Runtime:
             config.staff.supervisor_pin_sha256,
             large_amount_fen=config.payment.large_amount_yuan * 100,
         )
-        self.screen = Screen("正在启动 Starting")  # what the customer display shows
-        self.cashier_screen = self.screen  # what the cashier sees (a supervisor's prompt)
+        shown = m.render(self.state)
+        self.screen = shown.screen  # what the customer display shows
+        self.cashier_screen = shown.cashier_screen  # what the cashier sees (a supervisor's prompt)
         self.observers: list[Callable[[View], None]] = []
         self.ready = asyncio.Event()
         self._events: asyncio.Queue[m.Event] = asyncio.Queue()
@@ -151,9 +152,6 @@ class Runtime:
         self._apply(m.Show(self.screen))
         try:
             self._spawn(self._recover())
-            self._keep_running(
-                "printer watch", self.desk.watch, self.config.devices.printer.check_interval_s
-            )
             stopper = asyncio.create_task(self._stop.wait())
             while not self._stop.is_set():
                 getter = asyncio.create_task(self._events.get())
@@ -208,12 +206,14 @@ class Runtime:
                     current.cancel.set()
             case m.PrintReceipt(sale):
                 self._spawn(self.desk.print_sale(sale.out_trade_no))
+            case m.PrintRecoverySlip(rows):
+                self._spawn(self.desk.print_recovery(rows, self.clock.now()))
             case m.Reprint(out_trade_no):
                 self._spawn(self.desk.reprint(out_trade_no))
             case m.FindRefundable(query):
                 self._spawn(self._find_refundable(query))
-            case m.StartRefund(out_trade_no, amount):
-                self._spawn(self._refund(out_trade_no, amount))
+            case m.StartRefund() as start:
+                self._spawn(self._refund(start))
 
     def _duration(self, key: str) -> float:
         return {
@@ -267,42 +267,50 @@ class Runtime:
         else:
             self.post(m.OrderFound(*found))
 
-    async def _refund(self, out_trade_no: str, amount_fen: int) -> None:
+    async def _refund(self, start: m.StartRefund) -> None:
         troubles: list[str] = []
         try:
-            row = await self.refunds.refund(out_trade_no, amount_fen, troubles=troubles)
+            row = await self.refunds.refund(
+                start.out_trade_no,
+                start.amount_fen,
+                start.reason,
+                start.authorised_by,
+                troubles=troubles,
+            )
         except RefundInDoubt as doubt:  # it may have reached WeChat: finish it, never redo it
-            number = doubt.row.out_refund_no
-            self.post(m.RefundFinished(m.RefundOutcome.IN_DOUBT, number))
-            row = await self.refunds.settle(doubt.row)
-            if row.state in (RefundState.SUCCESS, RefundState.PROCESSING):
-                await self.desk.print_refund(row)
+            self.post(m.RefundFinished(m.RefundOutcome.IN_DOUBT, doubt.row.out_refund_no))
+            await self.desk.print_refund(await self.refunds.settle(doubt.row))
             return
         except Exception as exc:  # one site per refund: the cashier must hear how it ended
-            log.exception("refund of %s failed", out_trade_no)
+            log.exception("refund of %s failed", start.out_trade_no)
             self.post(m.RefundFinished(m.RefundOutcome.FAILED, reason=str(exc)))
             return
         outcome = REFUND_OUTCOMES.get(row.state, m.RefundOutcome.FAILED)
         shown_reason = outcome in (m.RefundOutcome.QUEUED, m.RefundOutcome.FAILED)
         reason = (troubles[-1] if troubles else str(row.state)) if shown_reason else ""
         self.post(m.RefundFinished(outcome, row.out_refund_no, reason))
-        if row.state in (RefundState.SUCCESS, RefundState.PROCESSING):
-            await self.desk.print_refund(row)
+        await self.desk.print_refund(row)
 
     async def _recover(self) -> None:
-        self._apply(m.Show(Screen("正在核对交易 Resolving payments")))
+        def progress(position: int, total: int) -> None:
+            self.post(m.RecoveryProgress(position, total))
+
         try:
-            recovered = await recover(self.journal, self.payments.settler, self.refunds)
+            recovered = await recover(self.journal, self.payments.settler, self.refunds, progress)
         except Exception as exc:  # the terminal must not sell with a journal it cannot read
             log.exception("recovery failed")
             self._apply(m.Show(Screen("恢复失败 Recovery failed", lines=(str(exc), "see the log"))))
             return
-        self.post(m.RecoveryDone(recovered.resolved, recovered.attention))
+        self.post(m.RecoveryDone(recovered.rows, recovered.attention))
+        # receipts wait for the journal to be resolved: the recovery slip comes first
+        self._keep_running(
+            "printer watch", self.desk.watch, self.config.devices.printer.check_interval_s
+        )
         self._keep_running(
             "refund follow-up", self.refunds.watch, self.config.payment.refund_follow_s
         )
         self.ready.set()
-        log.info("ready (%d payment(s) resolved at start)", recovered.resolved)
+        log.info("ready (%d payment(s) and refund(s) resolved at start)", len(recovered.rows))
 
     def _keep_running(
         self, name: str, start: Callable[[], Awaitable[None]], period_s: float

@@ -224,7 +224,9 @@ def test_a_payment_in_flight_at_shutdown_is_resolved_at_the_next_start(tmp_path:
             [row] = await h.rows()
             assert row.out_trade_no == out_trade_no and row.state is RowState.REVERSED
             assert await h.remote(out_trade_no) == "REVOKED"
-            assert h.terminal.runtime.state.phase is Phase.IDLE
+            await h.until(lambda s: s.phase is Phase.RECOVERED)  # the cashier is told
+            assert h.display.history[-1].lines[0] == f"{out_trade_no[-8:]} ¥40.02 已撤销 Reversed"
+            await h.acknowledge_recovery()
 
     try:
         out_trade_no = asyncio.run(first_run())

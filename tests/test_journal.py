@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from hw_mocks.customer import Wallet
 from pos_terminal.journal import Journal, JournalError, Method, RowState
+from pos_terminal.journal_refunds import RefundBook, RefundState
 from pos_terminal.machine import Phase
 from tests.flow_harness import flow_config, running
 
@@ -18,7 +20,7 @@ NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone(timedelta(hours=8)))
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
+def journal(tmp_path: Path) -> Iterator[Journal]:
     j = Journal(tmp_path / "j.sqlite")
     j.open()
     yield j
@@ -197,9 +199,66 @@ def test_a_journal_from_the_previous_version_gains_the_new_columns_and_keeps_its
             "",
             None,
         )
-        assert journal.db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert journal.db.execute("PRAGMA user_version").fetchone()[0] == 4
     finally:
         journal.close()
+
+
+def test_a_version_3_journal_keeps_its_refunds_which_gain_who_authorised_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v3.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE payments (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, method TEXT NOT NULL,
+            amount_fen INTEGER NOT NULL, discount_fen INTEGER NOT NULL DEFAULT 0,
+            fee_fen INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,
+            out_trade_no TEXT NOT NULL UNIQUE, transaction_id TEXT, masked_code TEXT,
+            store_id TEXT NOT NULL, terminal_id TEXT NOT NULL, staff TEXT NOT NULL DEFAULT '',
+            business_date TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            printed INTEGER NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT '',
+            attention TEXT NOT NULL DEFAULT '', success_time TEXT
+        );
+        CREATE TABLE refunds (
+            id INTEGER PRIMARY KEY, payment_id INTEGER NOT NULL REFERENCES payments(id),
+            out_refund_no TEXT NOT NULL UNIQUE, amount_fen INTEGER NOT NULL, state TEXT NOT NULL,
+            refund_id TEXT, reason TEXT NOT NULL DEFAULT '', staff TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            printed INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO payments (kind, method, amount_fen, state, out_trade_no, store_id,
+            terminal_id, business_date, created_at, updated_at)
+        VALUES ('sale', 'wechat_code', 500, 'APPROVED', 'T0001OLD', 'S1', 'T1', '2026-11-01',
+            '2026-11-01T10:00:00.000+08:00', '2026-11-01T10:00:01.000+08:00');
+        INSERT INTO refunds (payment_id, out_refund_no, amount_fen, state, reason, created_at,
+            updated_at, printed)
+        VALUES (1, 'R0001OLD', 200, 'SUCCESS', 'damaged', '2026-11-01T11:00:00.000+08:00',
+            '2026-11-01T11:00:02.000+08:00', 1);
+        PRAGMA user_version=3;
+        """
+    )
+    db.close()
+    journal = Journal(path)
+    journal.open()
+    try:
+        old = RefundBook(journal).by_out_refund_no("R0001OLD")
+        assert old is not None
+        assert (old.amount_fen, old.state, old.reason, old.printed, old.authorised_by) == (
+            200,
+            RefundState.SUCCESS,
+            "damaged",
+            True,
+            "",
+        )
+        assert RefundBook(journal).refundable_fen("T0001OLD") == 300
+        assert journal.db.execute("PRAGMA user_version").fetchone()[0] == 4
+    finally:
+        journal.close()
+    again = Journal(path)
+    again.open()  # opening a current journal migrates nothing twice
+    again.close()
 
 
 def test_a_reversing_row_is_approved_only_when_flagged_for_a_supervisor(tmp_path: Path) -> None:

@@ -128,3 +128,35 @@ def test_counted_refunds_never_exceed_the_paid_amount(
     assert counted <= 1000
     assert book.refundable_fen(SALE) == 1000 - counted
     journal.close()
+
+
+def test_a_refund_row_records_who_authorised_it_and_why(tmp_path: Path) -> None:
+    book = RefundBook(journal_with_sale(tmp_path / "j.sqlite"))
+    row = book.begin(
+        out_trade_no=SALE,
+        out_refund_no="R1",
+        amount_fen=300,
+        reason="顾客退货 Customer return",
+        now=NOW,
+        authorised_by="supervisor",
+    )
+    again = book.get(row.id)
+    assert (again.authorised_by, again.reason) == ("supervisor", "顾客退货 Customer return")
+
+
+def test_an_ended_refund_waits_for_its_slip_until_it_is_marked_printed(tmp_path: Path) -> None:
+    book = RefundBook(journal_with_sale(tmp_path / "j.sqlite"))
+    done, on_its_way, closed = begin(book, "R1", 100), begin(book, "R2", 200), begin(book, "R3", 50)
+    book.transition(done, RefundState.SUCCESS, now=NOW)
+    book.transition(on_its_way, RefundState.PROCESSING, now=NOW)
+    book.transition(closed, RefundState.PROCESSING, now=NOW)
+    book.transition(closed, RefundState.CLOSED, now=NOW)
+    # the money back, or WeChat closed it (nothing refunded): both end with a slip
+    assert [r.out_refund_no for r in book.unprinted()] == ["R1", "R3"]
+    book.mark_printed(done)
+    book.mark_printed(closed)
+    assert book.unprinted() == [] and book.get(done).printed
+    book.transition(on_its_way, RefundState.SUCCESS, now=NOW + timedelta(seconds=5))
+    assert [r.out_refund_no for r in book.unprinted()] == ["R2"]
+    latest = book.latest_slip()
+    assert latest is not None and latest.out_refund_no == "R2"

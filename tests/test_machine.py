@@ -28,6 +28,7 @@ from pos_terminal.ports import Key, Screen
 WECHAT_CODE = "134567890123456789"
 SALE = m.ApprovedSale("T0001X", "4200000000000000000000000001", "wechat_code", 1234, "1345**6789")
 PIN_1234 = hashlib.sha256(b"1234").hexdigest()
+RESOLVED_PAID = m.Resolved("T0001202611261015000001", 1234, m.Resolution.PAID)
 SESSION = Session(attempt=3, supervisor_pin_sha256=PIN_1234)
 P = Phase
 
@@ -49,6 +50,8 @@ def _mode(phase: Phase) -> m.Booting | Sale | Tender | Supervisor | Refund:
     match phase:
         case P.RECOVERING:
             return m.Booting()
+        case P.RECOVERED:
+            return m.Booting(phase, rows=(RESOLVED_PAID,))
         case P.CHARGING_CODE | P.CANCELLING:
             return Tender(phase, kind=CODE, amount_fen=1234)
         case P.SHOWING_QR:
@@ -61,8 +64,16 @@ def _mode(phase: Phase) -> m.Booting | Sale | Tender | Supervisor | Refund:
             return Supervisor(phase)
         case P.REFUND_ORDER:
             return Refund(phase)
-        case P.REFUND_AMOUNT | P.REFUNDING | P.REFUND_RESULT:
+        case P.REFUND_AMOUNT | P.REFUNDING:
             return Refund(phase, out_trade_no="T0001SALE1", refundable_fen=1234, refund_fen=1234)
+        case P.REFUND_RESULT:
+            return Refund(
+                phase,
+                out_trade_no="T0001SALE1",
+                refundable_fen=1234,
+                refund_fen=1234,
+                outcome=m.RefundFinished(m.RefundOutcome.REFUNDED, "R0001SALE1"),
+            )
     return Sale(phase, 1234)
 
 
@@ -82,7 +93,8 @@ EXAMPLES: dict[str, m.Event] = {
     "reprint": press(Key.REPRINT),
     "refund": press(Key.REFUND),
     "CodeScanned": m.CodeScanned(WECHAT_CODE),
-    "RecoveryDone": m.RecoveryDone(0),
+    "RecoveryProgress": m.RecoveryProgress(1, 2),
+    "RecoveryDone": m.RecoveryDone(),
     "QrReady": m.QrReady(3, "weixin://wxpay/bizpayurl?pr=abc"),
     "PaymentPending": m.PaymentPending(3),
     "PaymentApproved": m.PaymentApproved(3, SALE),
@@ -93,7 +105,7 @@ EXAMPLES: dict[str, m.Event] = {
     "PrintDone": m.PrintDone(True),
     "OrderFound": m.OrderFound("T0001SALE1", 1234),
     "OrderNotFound": m.OrderNotFound("不是本机的交易 Not a sale of this terminal"),
-    "RefundFinished": m.RefundFinished(m.RefundOutcome.REFUNDED, "RT0001R1"),
+    "RefundFinished": m.RefundFinished(m.RefundOutcome.REFUNDED, "R0001SALE1"),
     "TimerExpired awaiting": m.TimerExpired("awaiting"),
     "TimerExpired qr_expiry": m.TimerExpired("qr_expiry"),
     "TimerExpired result_hold": m.TimerExpired("result_hold"),
@@ -103,7 +115,9 @@ EXAMPLES: dict[str, m.Event] = {
 
 # phase  trigger  -> the phase the example event leads to from at(phase)
 EXPECTED_TEXT = """
+RECOVERING       RecoveryProgress          RECOVERING
 RECOVERING       RecoveryDone              IDLE
+RECOVERED        enter                     IDLE
 IDLE             digit                     ENTERING_AMOUNT
 IDLE             point                     ENTERING_AMOUNT
 IDLE             reprint                   IDLE
@@ -168,10 +182,12 @@ REFUND_AMOUNT    digit                     REFUND_AMOUNT
 REFUND_AMOUNT    point                     REFUND_AMOUNT
 REFUND_AMOUNT    backspace                 REFUND_AMOUNT
 REFUND_AMOUNT    enter                     REFUNDING
+REFUND_AMOUNT    refund                    REFUND_AMOUNT
 REFUND_AMOUNT    cancel                    IDLE
 REFUNDING        RefundFinished            REFUND_RESULT
 REFUND_RESULT    digit                     ENTERING_AMOUNT
 REFUND_RESULT    enter                     IDLE
+REFUND_RESULT    reprint                   REFUND_RESULT
 REFUND_RESULT    cancel                    IDLE
 REFUND_RESULT    TimerExpired result_hold  IDLE
 """
@@ -232,7 +248,7 @@ def test_the_tables_declare_exactly_the_moves_of_the_design() -> None:
 def test_every_phase_is_reached_by_driving_the_machine_from_boot() -> None:
     boot = m.initial_state(supervisor_pin_sha256=PIN_1234, large_amount_fen=1)
     pin = [press(d) for d in "1234"]
-    refunding, _ = run(boot, m.RecoveryDone(0), press(Key.REFUND), *pin, press(Key.ENTER))
+    refunding, _ = run(boot, m.RecoveryDone(), press(Key.REFUND), *pin, press(Key.ENTER))
     results = [
         event
         for n in (1, 2)
@@ -244,9 +260,15 @@ def test_every_phase_is_reached_by_driving_the_machine_from_boot() -> None:
             m.PaymentException(n, "x"),
         )
     ]
-    events = [*EXAMPLES.values(), *results, press("1"), m.CodeScanned("T0001SALE1")]
+    events = [
+        *EXAMPLES.values(),
+        *results,
+        press("1"),
+        m.CodeScanned("T0001SALE1"),
+        m.RecoveryDone((RESOLVED_PAID,)),
+    ]
     wrong = (press(Key.REFUND), press("9"), press(Key.ENTER), m.TimerExpired("pin_pause"))
-    paused, _ = run(boot, m.RecoveryDone(0), *wrong[:3])
+    paused, _ = run(boot, m.RecoveryDone(()), *wrong[:3])
     locked, _ = run(paused, *wrong[3:], *wrong * 3, *wrong[:3])
     seen = {boot.phase, refunding.phase, paused.phase, locked.phase}
     frontier = [locked, paused, boot, refunding]  # the guarded ones last: their IDLE is guarded
@@ -541,10 +563,117 @@ def test_device_news_only_sets_that_devices_notice_in_every_phase(phase: Phase) 
 
 
 def test_recovery_with_payments_left_for_a_supervisor_says_so_while_idle() -> None:
-    state, effects = m.step(m.initial_state(), m.RecoveryDone(2, attention=1))
+    state, effects = m.step(m.initial_state(), m.RecoveryDone(attention=1))
     assert state.phase is P.IDLE and "1 笔交易需主管处理" in state.notice
     [show] = effects
     assert isinstance(show, m.Show) and show.screen.lines == (state.notice,)
+
+
+def test_recovery_counts_the_rows_it_resolves_on_screen() -> None:
+    state, effects = m.step(m.initial_state(), m.RecoveryProgress(2, 3))
+    assert state.phase is P.RECOVERING
+    assert effects == [
+        m.Show(Screen("正在核对交易 Resolving payments 2/3", lines=("请稍候 Please wait",)))
+    ]
+
+
+def test_nothing_in_doubt_goes_straight_to_sales_with_no_summary_and_no_slip() -> None:
+    state, effects = m.step(m.initial_state(), m.RecoveryDone())
+    assert state.phase is P.IDLE
+    assert effects == [m.Show(Screen("欢迎光临 Welcome"))]
+
+
+def test_the_summary_lists_each_resolved_row_and_enter_starts_sales() -> None:
+    rows = (
+        m.Resolved("T0001202611261015000001", 1234, m.Resolution.PAID),
+        m.Resolved("T0001202611261016000002", 500, m.Resolution.REVERSED),
+        m.Resolved("R0001202611261017000003", 300, m.Resolution.REFUNDED),
+    )
+    state, effects = m.step(m.initial_state(), m.RecoveryDone(rows, attention=1))
+    assert state.phase is P.RECOVERED
+    summary = Screen(
+        "开机核对结果 Resolved at start",
+        lines=(
+            "15000001 ¥12.34 已收款 Paid",
+            "16000002 ¥5.00 已撤销 Reversed",
+            "17000003 ¥3.00 已退款 Refunded",
+            "按 Enter 确认 Press Enter to go on",
+        ),
+    )
+    assert effects == [m.Show(summary), m.PrintRecoverySlip(rows)]
+    assert m.step(state, press(Key.CANCEL)) == (state, [])  # only Enter acknowledges
+    idle, effects = m.step(state, press(Key.ENTER))
+    assert idle.phase is P.IDLE
+    assert effects == [
+        m.Show(
+            Screen(
+                "欢迎光临 Welcome",
+                lines=("1 笔交易需主管处理 payment(s) need a supervisor: see the journal",),
+            )
+        )
+    ]
+
+
+def test_no_slip_prints_when_recovery_moved_no_money() -> None:
+    rows = (
+        m.Resolved("T0001202611261016000002", 500, m.Resolution.REVERSED),
+        m.Resolved("T0001202611261016000003", 800, m.Resolution.NOT_PAID),
+        m.Resolved("R0001202611261017000004", 300, m.Resolution.REFUND_UNDER_WAY),
+    )
+    state, effects = m.step(m.initial_state(), m.RecoveryDone(rows))
+    assert state.phase is P.RECOVERED
+    assert not any(isinstance(e, m.PrintRecoverySlip) for e in effects)
+
+
+def test_a_long_summary_fits_the_console_and_says_how_many_more() -> None:
+    rows = tuple(
+        m.Resolved(f"T000120261126101500{n:04d}", 999_999_999, m.Resolution.PAID_REFUND_OWED)
+        for n in range(9)
+    )
+    _, effects = m.step(m.initial_state(), m.RecoveryDone(rows))
+    [show, _slip] = effects
+    assert isinstance(show, m.Show)
+    lines = show.screen.lines
+    assert lines[0] == "15000000 ¥9,999,999.99 应退款 Refund owed"
+    assert lines[-2:] == ("另有 3 笔见日志 3 more in the log", "按 Enter 确认 Press Enter to go on")
+    assert len(lines) == 8  # six rows, the rest counted, the prompt: the frame keeps to 24 rows
+    # the console's customer-display column is 44 wide; a CJK character takes two
+    assert all(sum(2 if ord(c) > 0x2E80 else 1 for c in line) <= 44 for line in lines)
+
+
+def test_r_on_a_refund_result_reprints_that_refund() -> None:
+    state = at(P.REFUND_RESULT)
+    assert m.step(state, press(Key.REPRINT)) == (state, [m.Reprint("R0001SALE1")])
+    assert isinstance(state.mode, Refund)
+    failed = m.RefundFinished(m.RefundOutcome.FAILED, reason="JournalError")
+    unnumbered = replace(state, mode=replace(state.mode, outcome=failed))
+    assert m.step(unnumbered, press(Key.REPRINT)) == (unnumbered, [])
+
+
+def test_a_refund_records_the_supervisor_who_authorised_it_and_the_reason() -> None:
+    state, _ = run(at(P.IDLE), press(Key.REFUND), *map(press, "1234"), press(Key.ENTER))
+    state, _ = m.step(state, m.OrderFound("T0001SALE1", 1234))
+    _, effects = m.step(state, press(Key.ENTER))
+    assert m.StartRefund("T0001SALE1", 1234, "顾客退货 Customer return", "supervisor") in effects
+
+
+def test_the_refund_key_on_the_amount_screen_picks_the_reason_round_the_list() -> None:
+    state = at(P.REFUND_AMOUNT)
+    picked = []
+    for _ in range(5):
+        state, effects = m.step(state, press(Key.REFUND))
+        [show] = effects
+        assert isinstance(show, m.Show)
+        picked.append(show.screen.lines[2])
+    assert picked == [
+        "原因 商品问题 Faulty goods",
+        "原因 收错金额 Wrong amount charged",
+        "原因 其他 Other",
+        "原因 顾客退货 Customer return",
+        "原因 商品问题 Faulty goods",
+    ]
+    _, effects = m.step(state, press(Key.ENTER))
+    assert m.StartRefund("T0001SALE1", 1234, "商品问题 Faulty goods", "") in effects
 
 
 @pytest.mark.parametrize("phase", [P.IDLE, P.APPROVED])
@@ -688,12 +817,19 @@ def test_a_scanned_or_typed_order_is_looked_up() -> None:
 def test_the_full_amount_is_offered_and_a_partial_one_can_be_keyed() -> None:
     state, effects = m.step(at(P.REFUND_ORDER), m.OrderFound("T0001SALE1", 1234))
     assert (state.phase, state.amount_fen, state.refundable_fen) == (P.REFUND_AMOUNT, 1234, 1234)
-    lines = ("T0001SALE1", "最多 at most ¥12.34", "Enter 确认 confirm", "")
+    lines = (
+        "T0001SALE1",
+        "最多 at most ¥12.34",
+        "原因 顾客退货 Customer return",
+        "Enter 确认 confirm · f 换原因 reason",
+        "",
+    )
     assert effects == [m.Show(Screen("退款金额 Refund amount", 1234, lines))]
     full, effects = m.step(state, press(Key.ENTER))
-    assert full.phase is P.REFUNDING and m.StartRefund("T0001SALE1", 1234) in effects
+    refund = m.StartRefund("T0001SALE1", 1234, "顾客退货 Customer return", "")
+    assert full.phase is P.REFUNDING and refund in effects
     _, effects = run(state, press("5"), press("0"), press("0"), press(Key.ENTER))
-    assert m.StartRefund("T0001SALE1", 500) in effects
+    assert m.StartRefund("T0001SALE1", 500, "顾客退货 Customer return", "") in effects
 
 
 def test_more_than_refundable_is_refused_on_screen() -> None:
@@ -837,7 +973,7 @@ def test_a_sale_and_a_refund_run_the_same_under_python_dash_o() -> None:
         "from pos_terminal import machine as m\n"
         "s = m.initial_state(supervisor_pin_sha256=hashlib.sha256(b'1234').hexdigest())\n"
         "sale = m.ApprovedSale('T1', 'W1', 'wechat_code', 500, None)\n"
-        "events = [m.RecoveryDone(0), *map(m.KeyPressed, '500'), m.KeyPressed('enter'),"
+        "events = [m.RecoveryDone(), *map(m.KeyPressed, '500'), m.KeyPressed('enter'),"
         " m.KeyPressed('enter'), m.CodeScanned('" + WECHAT_CODE + "'),"
         " m.PaymentApproved(1, sale), m.PrintDone(True), m.KeyPressed('cancel'),"
         " m.KeyPressed('refund'), *map(m.KeyPressed, '1234'), m.KeyPressed('enter'),"
@@ -847,7 +983,8 @@ def test_a_sale_and_a_refund_run_the_same_under_python_dash_o() -> None:
         "print(s.phase, fx[-1])\n"
     )
     assert _python("-O", "-c", script) == (
-        "REFUNDING StartRefund(out_trade_no='T1', amount_fen=500)"
+        "REFUNDING StartRefund(out_trade_no='T1', amount_fen=500,"
+        " reason='顾客退货 Customer return', authorised_by='supervisor')"
     )
 
 

@@ -38,9 +38,15 @@ def sandbox(tmp_path: Path) -> Iterator[WeChatSandbox]:
     box.stop()
 
 
-def config_for(tmp_path: Path, sandbox: WeChatSandbox, **timings: float) -> Config:
+def config_for(
+    tmp_path: Path, sandbox: WeChatSandbox, *, deadline: float = 3.0, reverse_min_delay: float = 0.3
+) -> Config:
     return flow_config(
-        tmp_path, sandbox_url=sandbox.base_url, merchant_json=sandbox.merchant_json, **timings
+        tmp_path,
+        sandbox_url=sandbox.base_url,
+        merchant_json=sandbox.merchant_json,
+        deadline=deadline,
+        reverse_min_delay=reverse_min_delay,
     )
 
 
@@ -250,6 +256,10 @@ def test_a_paid_order_whose_reverse_was_decided_but_expired_is_approved_for_a_su
             [row] = await h.rows()
             assert row.state is RowState.APPROVED
             assert row.attention.startswith("refund required")
+            await h.until(lambda s: s.phase is Phase.RECOVERED)
+            summary = h.terminal.runtime.screen.lines
+            assert summary[0] == "00000102 ¥25.00 应退款 Refund owed"
+            await h.acknowledge_recovery()
             await h.until(lambda s: "supervisor" in s.notice)
             assert await h.remote(row.out_trade_no) == "SUCCESS"
 

@@ -16,7 +16,10 @@ from pos_terminal.receipt import (
     MethodTotals,
     PrinterProfile,
     Receipt,
+    RecoveredLine,
+    RecoveryReceipt,
     RefundReceipt,
+    RefundResult,
     SaleReceipt,
     SettlementReceipt,
     VoidReceipt,
@@ -70,7 +73,15 @@ SETTLEMENT = SettlementReceipt(
         MethodTotals(WECHAT_NATIVE, 3, 8_800),
     ),
 )
-ALL: tuple[Receipt, ...] = (SALE, REFUND, VOID, SETTLEMENT)
+RECOVERY = RecoveryReceipt(
+    **HEAD,  # type: ignore[arg-type]
+    lines=(
+        RecoveredLine("POS20240501120000A1", 4500, "已收款 Paid"),
+        RecoveredLine("POS20240501120500A2", 1288, "已撤销 Reversed"),
+        RecoveredLine("R20240501130000B2", 1500, "已退款 Refunded"),
+    ),
+)
+ALL: tuple[Receipt, ...] = (SALE, REFUND, VOID, SETTLEMENT, RECOVERY)
 
 
 def printed(receipt: Receipt, encoding: str = "gb18030", **profile: object) -> DecodedReceipt:
@@ -129,10 +140,18 @@ def test_refund_receipt_shows_the_sale_the_refund_and_that_it_is_done() -> None:
 
 
 def test_a_refund_still_on_its_way_says_so_and_not_that_it_is_done() -> None:
-    lines = [line.strip() for line in printed(dataclasses.replace(REFUND, in_progress=True)).lines]
+    under_way = dataclasses.replace(REFUND, result=RefundResult.UNDER_WAY)
+    lines = [line.strip() for line in printed(under_way).lines]
     assert lines.count("退款处理中 Refund on its way") == 2
     assert "退款成功 Refunded" not in lines
     assert not any(line.startswith("退款流水") for line in lines)  # no id known: no empty line
+
+
+def test_a_closed_refund_says_nothing_was_refunded() -> None:
+    closed = dataclasses.replace(REFUND, result=RefundResult.CLOSED)
+    lines = [line.strip() for line in printed(closed).lines]
+    assert lines.count("退款已关闭 Refund closed:") == 2 and "nothing was refunded" in lines
+    assert "退款成功 Refunded" not in lines
 
 
 def test_refund_larger_than_the_sale_is_refused() -> None:
@@ -159,11 +178,27 @@ def test_settlement_counts_and_totals_per_method_printed_once() -> None:
     assert value_of(decoded, "起 From") == "2024-05-01 08:00:00"
 
 
+def test_the_recovery_slip_lists_each_row_resolved_at_start_on_one_sheet() -> None:
+    decoded = printed(RECOVERY, cutter=True)
+    assert decoded.flow.count(decoded.flow[-1]) == 1 and decoded.flow[-1].kind == "cut"
+    assert not any("COPY" in line for line in decoded.lines)
+    lines = [line.strip() for line in decoded.lines]
+    assert "开机核对 RECOVERY" in lines
+    for number, outcome, amount in (
+        ("POS20240501120000A1", "已收款 Paid", "￥45.00"),
+        ("POS20240501120500A2", "已撤销 Reversed", "￥12.88"),
+        ("R20240501130000B2", "已退款 Refunded", "￥15.00"),
+    ):
+        below = lines[lines.index(number) + 1]
+        assert below.startswith(outcome) and below.endswith(amount)
+    assert decoded.qr_payloads == []
+
+
 @pytest.mark.parametrize("receipt", ALL, ids=lambda r: type(r).__name__)
 def test_reprint_is_marked_on_every_copy_of_every_kind(receipt: Receipt) -> None:
     decoded = printed(dataclasses.replace(receipt, reprint=True))
     marks = sum("重印 REPRINT" in line for line in decoded.lines)
-    assert marks == (1 if isinstance(receipt, SettlementReceipt) else 2)
+    assert marks == (1 if isinstance(receipt, SettlementReceipt | RecoveryReceipt) else 2)
     assert not any("重印" in line for line in printed(receipt).lines)
 
 

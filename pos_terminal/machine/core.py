@@ -8,13 +8,14 @@ from dataclasses import replace
 from typing import Any
 
 from pos_terminal.machine import code_tender, qr_tender, refund
-from pos_terminal.machine.effects import CancelTimer, Effect
+from pos_terminal.machine.effects import CancelTimer, Effect, PrintRecoverySlip
 from pos_terminal.machine.events import (
     DeviceNotice,
     Event,
     KeyPressed,
     PrinterChanged,
     RecoveryDone,
+    RecoveryProgress,
 )
 from pos_terminal.machine.exits import (
     Authorised,
@@ -26,13 +27,24 @@ from pos_terminal.machine.exits import (
     TenderDeclined,
     TenderPaid,
 )
-from pos_terminal.machine.rules import Leave, Next, Outcome, Rule, Table, Trigger, on, trigger_for
+from pos_terminal.machine.rules import (
+    Leave,
+    Next,
+    Outcome,
+    Rule,
+    Table,
+    Trigger,
+    key,
+    on,
+    trigger_for,
+)
 from pos_terminal.machine.sale import SALE, after_tender, idle
 from pos_terminal.machine.screens import render
-from pos_terminal.machine.state import ModeBase, Phase, Purpose, Session, State
+from pos_terminal.machine.state import Booting, ModeBase, Phase, Purpose, Session, State
 from pos_terminal.machine.supervisor import LOCKOUT, SUPERVISOR
 from pos_terminal.machine.tender import TENDER
 from pos_terminal.payment_codes import DEFAULT_RULES, CodeRules
+from pos_terminal.ports import Key
 
 ATTENTION = "{} 笔交易需主管处理 payment(s) need a supervisor: see the journal"
 
@@ -48,8 +60,27 @@ def _device(state: State, mode: ModeBase, event: DeviceNotice) -> Outcome:
     return Next(replace(state, session=replace(state.session, device_notices=notices)), (), False)
 
 
-def _recovered(state: State, mode: ModeBase, event: RecoveryDone) -> Outcome:
-    return idle(state, ATTENTION.format(event.attention) if event.attention else "")
+def _attention(count: int) -> str:
+    return ATTENTION.format(count) if count else ""
+
+
+def _progress(state: State, booting: Booting, event: RecoveryProgress) -> Outcome:
+    counting = replace(booting, position=event.position, total=event.total)
+    return Next(replace(state, mode=counting))
+
+
+def _recovered(state: State, booting: Booting, event: RecoveryDone) -> Outcome:
+    """Sales start at once when nothing was in doubt; otherwise the cashier reads the summary
+    first (and the merchant gets a slip when money moved while nobody watched)."""
+    if not event.rows:
+        return idle(state, _attention(event.attention))
+    summary = Booting(Phase.RECOVERED, rows=event.rows, attention=event.attention)
+    moved = any(r.resolution.moved_money for r in event.rows)
+    return Next(replace(state, mode=summary), (PrintRecoverySlip(event.rows),) if moved else ())
+
+
+def _acknowledged(state: State, booting: Booting, event: KeyPressed) -> Outcome:
+    return idle(state, _attention(booting.attention))
 
 
 GLOBAL = Table(
@@ -58,11 +89,20 @@ GLOBAL = Table(
     (
         on(tuple(Phase), PrinterChanged, (), _printer),
         on(tuple(Phase), DeviceNotice, (), _device),
-        on(Phase.RECOVERING, RecoveryDone, Phase.IDLE, _recovered),
+    ),
+)
+RECOVERY = Table(
+    "recovery",
+    Booting,
+    (
+        on(Phase.RECOVERING, RecoveryProgress, (), _progress),
+        on(Phase.RECOVERING, RecoveryDone, (Phase.RECOVERED, Phase.IDLE), _recovered),
+        key(Phase.RECOVERED, Key.ENTER, Phase.IDLE, _acknowledged),
     ),
 )
 TABLES: tuple[Table[Any], ...] = (
     GLOBAL,
+    RECOVERY,
     SALE,
     code_tender.START,
     qr_tender.START,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pos_terminal.machine.events import ApprovedSale
+from pos_terminal.machine.events import ApprovedSale, Resolved
 from pos_terminal.ports import Screen
 
 
@@ -63,8 +63,15 @@ class PrintReceipt:
 
 
 @dataclass(frozen=True)
+class PrintRecoverySlip:
+    """Print what recovery resolved, for the merchant: money moved while nobody watched."""
+
+    rows: tuple[Resolved, ...]
+
+
+@dataclass(frozen=True)
 class Reprint:
-    """Print an approved sale again: the one with this order number, or the latest."""
+    """Print a receipt again: the sale or refund with this number, or the latest printed."""
 
     out_trade_no: str | None = None
 
@@ -80,6 +87,8 @@ class FindRefundable:
 class StartRefund:
     out_trade_no: str
     amount_fen: int
+    reason: str  # why, as the refund row and the slip record it
+    authorised_by: str  # who authorised it (the supervisor, by PIN)
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ Effect = (
     | StartNativePayment
     | CancelPayment
     | PrintReceipt
+    | PrintRecoverySlip
     | Reprint
     | FindRefundable
     | StartRefund

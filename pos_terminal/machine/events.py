@@ -26,9 +26,44 @@ class CodeScanned:
     code: str
 
 
+class Resolution(StrEnum):
+    """How a payment or refund left in doubt ended when it was resolved at start."""
+
+    PAID = "paid"  # approved: its receipt prints
+    PAID_REFUND_OWED = "paid_refund_owed"  # approved, but the reverse came too late: refund it
+    NOT_PAID = "not_paid"  # declined or closed: nobody was charged
+    REVERSED = "reversed"  # reversed: any money went back
+    EXCEPTION = "exception"  # WeChat contradicts the journal: a supervisor settles it
+    REFUNDED = "refunded"
+    REFUND_UNDER_WAY = "refund_under_way"  # WeChat has it (PROCESSING)
+    NOT_REFUNDED = "not_refunded"  # refused, closed or abnormal: no money went back
+
+    @property
+    def moved_money(self) -> bool:
+        """Money changed hands during recovery: the recovery slip prints."""
+        return self in (Resolution.PAID, Resolution.PAID_REFUND_OWED, Resolution.REFUNDED)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One row resolved at start: a sale's order number or a refund's number, and its end."""
+
+    number: str
+    amount_fen: int
+    resolution: Resolution
+
+
+@dataclass(frozen=True)
+class RecoveryProgress:
+    """Recovery is resolving the `position`-th of `total` rows left in doubt."""
+
+    position: int
+    total: int
+
+
 @dataclass(frozen=True)
 class RecoveryDone:
-    resolved: int
+    rows: tuple[Resolved, ...] = ()  # what was in doubt and how it ended, oldest first
     attention: int = 0  # payments a supervisor must settle (a refund owed, a contradiction)
 
 
@@ -150,6 +185,7 @@ class DeviceNotice:
 Event = (
     KeyPressed
     | CodeScanned
+    | RecoveryProgress
     | RecoveryDone
     | TimerExpired
     | QrReady

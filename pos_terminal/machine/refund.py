@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pos_terminal import money
-from pos_terminal.machine.effects import CancelTimer, FindRefundable, StartRefund, Timer
+from pos_terminal.machine.effects import CancelTimer, FindRefundable, Reprint, StartRefund, Timer
 from pos_terminal.machine.effects import start_timer as start
 from pos_terminal.machine.events import (
     CodeScanned,
@@ -19,7 +19,15 @@ from pos_terminal.machine.events import (
 from pos_terminal.machine.exits import RefundDone
 from pos_terminal.machine.keying import key_amount
 from pos_terminal.machine.rules import DIGIT, Leave, Next, Outcome, Table, key, on, timer
-from pos_terminal.machine.state import Phase, Purpose, Refund, Sale, State
+from pos_terminal.machine.state import (
+    REFUND_REASONS,
+    SUPERVISOR,
+    Phase,
+    Purpose,
+    Refund,
+    Sale,
+    State,
+)
 from pos_terminal.machine.supervisor import ask
 from pos_terminal.ports import Key
 
@@ -37,7 +45,7 @@ def _asked(state: State, sale: Sale, event: KeyPressed) -> Outcome:
 
 def start_refund(state: State) -> Next:
     """The supervisor authorised a refund: ask for the sale."""
-    return Next(replace(state, mode=Refund(P.REFUND_ORDER)))
+    return Next(replace(state, mode=Refund(P.REFUND_ORDER, authorised_by=SUPERVISOR)))
 
 
 def _go(state: State, refund: Refund, *effects: FindRefundable | StartRefund) -> Next:
@@ -75,8 +83,13 @@ def _not_found(state: State, refund: Refund, event: OrderNotFound) -> Outcome:
 
 def _found(state: State, refund: Refund, event: OrderFound) -> Outcome:
     fen = event.refundable_fen
-    found = Refund(
-        P.REFUND_AMOUNT, out_trade_no=event.out_trade_no, refundable_fen=fen, refund_fen=fen
+    found = replace(
+        refund,
+        phase=P.REFUND_AMOUNT,
+        notice="",
+        out_trade_no=event.out_trade_no,
+        refundable_fen=fen,
+        refund_fen=fen,
     )
     return _go(state, found)
 
@@ -93,16 +106,30 @@ def _amount_key(state: State, refund: Refund, event: KeyPressed) -> Outcome:
     )
 
 
+def _next_reason(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    """The refund key on the amount screen picks the next reason, round the list."""
+    known = refund.reason in REFUND_REASONS
+    following = (REFUND_REASONS.index(refund.reason) + 1) % len(REFUND_REASONS) if known else 0
+    return _go(state, replace(refund, reason=REFUND_REASONS[following]))
+
+
 def _confirm(state: State, refund: Refund, event: KeyPressed) -> Outcome:
     if not 0 < refund.refund_fen <= refund.refundable_fen:
         return _go(state, replace(refund, notice=OUTSIDE))
     refunding = replace(refund, phase=P.REFUNDING, notice="")
-    return _go(state, refunding, StartRefund(refund.out_trade_no, refund.refund_fen))
+    start = StartRefund(refund.out_trade_no, refund.refund_fen, refund.reason, refund.authorised_by)
+    return _go(state, refunding, start)
 
 
 def _finished(state: State, refund: Refund, event: RefundFinished) -> Outcome:
     shown = replace(refund, phase=P.REFUND_RESULT, outcome=event)
     return Next(replace(state, mode=shown), (start(Timer.RESULT),))
+
+
+def _reprint(state: State, refund: Refund, event: KeyPressed) -> Outcome:
+    """`r` on the result: print this refund's slip again (once it has a number)."""
+    number = refund.outcome.refund_no
+    return Next(state, (Reprint(number),), redraw=False) if number else None
 
 
 def _done(state: State, refund: Refund, event: KeyPressed | TimerExpired) -> Outcome:
@@ -132,10 +159,12 @@ REFUND = Table(
         key(P.REFUND_AMOUNT, Key.POINT, (), _amount_key),
         key(P.REFUND_AMOUNT, Key.BACKSPACE, (), _amount_key),
         key(P.REFUND_AMOUNT, Key.ENTER, (P.REFUNDING, P.REFUND_AMOUNT), _confirm),
+        key(P.REFUND_AMOUNT, Key.REFUND, (), _next_reason),
         on(P.REFUNDING, RefundFinished, P.REFUND_RESULT, _finished),
         key(P.REFUND_RESULT, DIGIT, P.ENTERING_AMOUNT, _next_sale),
         key((*_ASKING, P.REFUND_RESULT), Key.CANCEL, P.IDLE, _done),
         key(P.REFUND_RESULT, Key.ENTER, P.IDLE, _done),
+        key(P.REFUND_RESULT, Key.REPRINT, (), _reprint),
         timer(P.REFUND_RESULT, Timer.RESULT, P.IDLE, _done),
     ),
 )

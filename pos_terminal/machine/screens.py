@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pos_terminal import money
 from pos_terminal.machine.effects import Show
-from pos_terminal.machine.events import RefundOutcome
+from pos_terminal.machine.events import RefundOutcome, Resolution, Resolved
 from pos_terminal.machine.state import (
     Booting,
     Phase,
@@ -42,6 +42,21 @@ _REFUND_RESULTS = {  # title, and what it means for the cashier
         ("将自动完成 It finishes by itself", DO_NOT_REFUND_AGAIN),
     ),
 }
+RESOLVING = "正在核对交易 Resolving payments"
+RESOLVED_TITLE = "开机核对结果 Resolved at start"
+ACKNOWLEDGE = "按 Enter 确认 Press Enter to go on"
+SUMMARY_ROWS = 6  # rows listed on the summary: it fits the console's 80x24 with the help
+NUMBER_DIGITS = 8  # an order or refund number is shown by its last digits, as typed for refunds
+RESOLUTION_WORDS = {
+    Resolution.PAID: "已收款 Paid",
+    Resolution.PAID_REFUND_OWED: "应退款 Refund owed",
+    Resolution.NOT_PAID: "未收款 Not paid",
+    Resolution.REVERSED: "已撤销 Reversed",
+    Resolution.EXCEPTION: "异常 Exception",
+    Resolution.REFUNDED: "已退款 Refunded",
+    Resolution.REFUND_UNDER_WAY: "退款处理中 Refunding",
+    Resolution.NOT_REFUNDED: "未退款 Not refunded",
+}
 
 
 def idle_screen(notice: str = "") -> Screen:
@@ -55,8 +70,8 @@ def amount_screen(fen: int, notice: str = "") -> Screen:
 def render(state: State) -> Show:
     """What the customer and the cashier see in `state`."""
     match state.mode:
-        case Booting():
-            return Show(Screen("正在核对交易 Resolving payments"))
+        case Booting() as booting:
+            return Show(_booting(booting))
         case Sale() as sale:
             return Show(_sale(state, sale))
         case Tender() as tender:
@@ -85,6 +100,24 @@ def _supervisor(state: State, asking: Supervisor) -> Screen:
             wrong = f"{guard.wrong} 次密码错误 {guard.wrong} wrong PINs in a row"
             later = f"请 {minutes} 分钟后再试 Try again in {minutes} min"
             return Screen(PIN_LOCKED, lines=(wrong, later, "Esc 返回 back"))
+
+
+def _booting(booting: Booting) -> Screen:
+    if booting.phase is Phase.RECOVERING:
+        if not booting.total:
+            return Screen(RESOLVING)
+        return Screen(f"{RESOLVING} {booting.position}/{booting.total}", lines=(WAIT,))
+    lines = [summary_line(r) for r in booting.rows[:SUMMARY_ROWS]]
+    hidden = len(booting.rows) - SUMMARY_ROWS
+    if hidden > 0:
+        lines.append(f"另有 {hidden} 笔见日志 {hidden} more in the log")
+    return Screen(RESOLVED_TITLE, lines=(*lines, ACKNOWLEDGE))
+
+
+def summary_line(row: Resolved) -> str:
+    """One resolved row in a line: the number's last digits, the amount, how it ended."""
+    number = row.number[-NUMBER_DIGITS:]
+    return f"{number} {money.format_yuan(row.amount_fen)} {RESOLUTION_WORDS[row.resolution]}"
 
 
 def _sale(state: State, sale: Sale) -> Screen:
@@ -141,7 +174,12 @@ def _refund(refund: Refund) -> Screen:
             return Screen(ORDER_SCREEN, lines=(entry, notice) if entry or notice else ())
         case Phase.REFUND_AMOUNT:
             limit = money.format_yuan(refund.refundable_fen)
-            lines = (refund.out_trade_no, f"最多 at most {limit}", "Enter 确认 confirm")
+            lines = (
+                refund.out_trade_no,
+                f"最多 at most {limit}",
+                f"原因 {refund.reason}",
+                "Enter 确认 confirm · f 换原因 reason",
+            )
             return Screen("退款金额 Refund amount", fen, (*lines, refund.notice))
         case Phase.REFUNDING:
             return Screen("正在退款 Refunding", fen, (WAIT,))

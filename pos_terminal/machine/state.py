@@ -11,13 +11,14 @@ from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from pos_terminal.machine.effects import Effect
-from pos_terminal.machine.events import ApprovedSale, RefundFinished, RefundOutcome
+from pos_terminal.machine.events import ApprovedSale, RefundFinished, RefundOutcome, Resolved
 from pos_terminal.payment_codes import DEFAULT_RULES, CodeRules
 from pos_terminal.ports import Screen
 
 
 class Phase(StrEnum):
     RECOVERING = "RECOVERING"  # boot: resolving journal rows left in doubt; no sales yet
+    RECOVERED = "RECOVERED"  # what recovery resolved, on screen until the cashier presses Enter
     IDLE = "IDLE"
     ENTERING_AMOUNT = "ENTERING_AMOUNT"
     CONFIRMING = "CONFIRMING"
@@ -79,8 +80,14 @@ class ModeBase:
 
 @dataclass(frozen=True)
 class Booting(ModeBase):
-    PHASES = frozenset({Phase.RECOVERING})
+    """Recovery at start, counting the rows it resolves, then its summary."""
+
+    PHASES = frozenset({Phase.RECOVERING, Phase.RECOVERED})
     phase: Phase = Phase.RECOVERING
+    position: int = 0  # RECOVERING: the row being resolved (1-based), of `total`; 0: none yet
+    total: int = 0
+    rows: tuple[Resolved, ...] = ()  # RECOVERED: how each row ended
+    attention: int = 0  # payments a supervisor must settle, said once sales start
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,15 @@ class Supervisor(ModeBase):
 
 
 NO_RESULT = RefundFinished(RefundOutcome.FAILED)  # a refund's result before it has one
+# why a refund is made, as the cashier picks it (the first unless another is picked)
+REFUND_REASONS = (
+    "顾客退货 Customer return",
+    "商品问题 Faulty goods",
+    "收错金额 Wrong amount charged",
+    "其他 Other",
+)
+DEFAULT_REFUND_REASON = REFUND_REASONS[0]
+SUPERVISOR = "supervisor"  # who authorised with the supervisor PIN (staff accounts will name one)
 
 
 @dataclass(frozen=True)
@@ -164,6 +180,8 @@ class Refund(ModeBase):
     keyed: bool = False  # the cashier has keyed an amount of their own
     decimals: int | None = None  # digits keyed after the point (money.Keyed)
     outcome: RefundFinished = NO_RESULT  # REFUND_RESULT: how it ended
+    reason: str = DEFAULT_REFUND_REASON
+    authorised_by: str = ""  # who authorised the refund
 
 
 Mode = Booting | Sale | Tender | Supervisor | Refund

@@ -97,13 +97,14 @@ class WeChatRefunds:
         out_trade_no: str,
         amount_fen: int,
         reason: str = "",
+        authorised_by: str = "",
         troubles: list[str] | None = None,
     ) -> RefundRow:
         """Refund part or all of an approved sale. The cashier waits for WeChat's first answer
         (or the client's timeout) and then at most until `refund_wait_s` has passed since the
         start: the row is returned final, PROCESSING (WeChat has it) or PENDING (queued: WeChat
-        has not taken it yet, a 429 say); `watch` finishes those. `troubles` hears what went
-        wrong getting it to WeChat, for the cashier.
+        has not taken it yet, a 429 say); `watch` finishes those. The row records `reason` and
+        who authorised it; `troubles` hears what went wrong getting it to WeChat, for the cashier.
 
         Raises:
             JournalError: the sale is not approved or the amount exceeds what is refundable.
@@ -119,6 +120,7 @@ class WeChatRefunds:
                 amount_fen=amount_fen,
                 reason=reason,
                 now=now,
+                authorised_by=authorised_by,
             )
         )
         log.info("refund %s of %s: %d fen, journaled PENDING", number, out_trade_no, amount_fen)
@@ -259,19 +261,17 @@ class WeChatRefunds:
         if found is not None:
             await self._record(row, found)
 
-    async def resolve(self) -> int:
-        """Boot: every PENDING refund reaches WeChat (or is refused); PROCESSING ones: asked once.
+    async def resolve(self, row: RefundRow) -> RefundRow:
+        """Boot: a PENDING refund reaches WeChat (or is refused); a PROCESSING one is asked once.
 
-        Returns how many refunds were looked at.
+        Returns the row as it then is.
         """
-        rows = await self.journal(lambda j: RefundBook(j).unresolved())
-        for row in rows:
-            row = await self.submit(row)
-            if row.state not in REFUND_FINAL:
-                found = await self._query(row)
-                if found is not None:
-                    await self._record(row, found)
-        return len(rows)
+        row = await self.submit(row)
+        if row.state not in REFUND_FINAL:
+            found = await self._query(row)
+            if found is not None:
+                row = await self._record(row, found)
+        return row
 
     async def _query(self, row: RefundRow) -> Refund | None:
         try:

@@ -12,7 +12,9 @@ from pos_terminal.receipts.model import (
     PrinterProfile,
     Receipt,
     ReceiptHeader,
+    RecoveryReceipt,
     RefundReceipt,
+    RefundResult,
     SaleReceipt,
     SettlementReceipt,
     VoidReceipt,
@@ -25,8 +27,17 @@ MERCHANT_STUB = "商户存根 MERCHANT COPY"
 # the sale's QR holds its order number: the terminal scans it to reprint or refund that sale
 MERCHANT_QR_NOTE = "扫码查单 Scan to find the order"
 CUSTOMER_QR_NOTE = ("退款请出示此码", "Show this code for a refund")
-REFUND_DONE = "退款成功 Refunded"
-REFUND_UNDER_WAY = "退款处理中 Refund on its way"
+REFUND_RESULTS = {
+    RefundResult.DONE: "退款成功 Refunded",
+    RefundResult.UNDER_WAY: "退款处理中 Refund on its way",
+    RefundResult.CLOSED: "退款已关闭 Refund closed: nothing was refunded",
+}
+RECOVERY_NOTE = (
+    "以上交易在断电或重启前未完成,",
+    "开机时已与微信支付核对",
+    "Unfinished before a restart;",
+    "settled with WeChat Pay at start",
+)
 
 
 class Style(Enum):
@@ -166,7 +177,7 @@ def _refund(sheet: _Sheet, receipt: RefundReceipt, copy: Copy | None) -> None:
     if receipt.refund_id:
         sheet.field("退款流水 Refund id", receipt.refund_id)
     sheet.rule()
-    sheet.centred(REFUND_UNDER_WAY if receipt.in_progress else REFUND_DONE)
+    sheet.centred(REFUND_RESULTS[receipt.result])
 
 
 def _void(sheet: _Sheet, receipt: VoidReceipt, copy: Copy | None) -> None:
@@ -201,9 +212,20 @@ def _settlement(sheet: _Sheet, receipt: SettlementReceipt) -> None:
     sheet.money("净额 Net", abs(net), Style.AMOUNT, sign="-" if net < 0 else "")
 
 
+def _recovery(sheet: _Sheet, receipt: RecoveryReceipt) -> None:
+    _header(sheet, receipt, "开机核对 RECOVERY", "")
+    for line in receipt.lines:
+        sheet.rule()
+        sheet.text(line.number)
+        sheet.money(line.outcome, line.amount_fen)
+    sheet.rule("=")
+    for note in RECOVERY_NOTE:
+        sheet.text(note)
+
+
 def copies_of(receipt: Receipt, wanted: tuple[Copy, ...]) -> tuple[Copy | None, ...]:
-    """The copies a job prints: a settlement summary is a single, unlabelled sheet."""
-    if isinstance(receipt, SettlementReceipt) or not wanted:
+    """The copies a job prints: a settlement or recovery summary is one unlabelled sheet."""
+    if isinstance(receipt, SettlementReceipt | RecoveryReceipt) or not wanted:
         return (None,)
     return wanted
 
@@ -217,6 +239,8 @@ def layout_rows(receipt: Receipt, profile: PrinterProfile, copy: Copy | None = N
         _refund(sheet, receipt, copy)
     elif isinstance(receipt, VoidReceipt):
         _void(sheet, receipt, copy)
+    elif isinstance(receipt, RecoveryReceipt):
+        _recovery(sheet, receipt)
     else:
         _settlement(sheet, receipt)
     return sheet.rows

@@ -82,6 +82,14 @@ class SaleReceipt(ReceiptHeader):
         return self.amount_fen + self.discount_fen
 
 
+class RefundResult(Enum):
+    """Where the refund stands as the slip prints."""
+
+    DONE = "done"  # the money is back (WeChat SUCCESS)
+    UNDER_WAY = "under_way"  # accepted, the money still on its way back (WeChat PROCESSING)
+    CLOSED = "closed"  # WeChat closed it: nothing was refunded
+
+
 @dataclass(frozen=True, kw_only=True)
 class RefundReceipt(ReceiptHeader):
     """Money returned for an earlier sale, in full or in part."""
@@ -94,7 +102,7 @@ class RefundReceipt(ReceiptHeader):
     refund_id: str = ""  # the provider's id; the line is left out when it is not known
     masked_code: str | None = None
     reason: str = ""
-    in_progress: bool = False  # accepted, the money still on its way back (WeChat PROCESSING)
+    result: RefundResult = RefundResult.DONE
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,7 +163,27 @@ class SettlementReceipt(ReceiptHeader):
             raise ValueError("settlement period starts after it ends")
 
 
-Receipt = SaleReceipt | RefundReceipt | VoidReceipt | SettlementReceipt
+@dataclass(frozen=True)
+class RecoveredLine:
+    """One payment or refund resolved at start: its number, amount and how it ended, in words."""
+
+    number: str
+    amount_fen: int
+    outcome: str
+
+    def __post_init__(self) -> None:
+        _check_fen("recovered amount", self.amount_fen)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryReceipt(ReceiptHeader):
+    """What the terminal resolved at start (after a crash or power cut), for the merchant: one
+    unlabelled sheet, like the settlement."""
+
+    lines: tuple[RecoveredLine, ...]
+
+
+Receipt = SaleReceipt | RefundReceipt | VoidReceipt | SettlementReceipt | RecoveryReceipt
 
 
 @dataclass(frozen=True)
