@@ -190,8 +190,12 @@ def test_stopping_mid_payment_clears_the_screen_names_the_payment_and_the_next_s
     assert "resolved at the next start" in after
     assert ("Ctrl-C" if stop else "SIGTERM") in after
 
-    again = started(tmp_path, shop)  # recovery resolves it before Welcome
-    try:
+    again = Terminal(tmp_path, "run", "--config", str(shop))
+    try:  # recovery resolves it and says so before Welcome
+        again.wait_for("已撤销 Reversed")
+        assert row.out_trade_no[-8:] in again.frame and "¥40.01" in again.frame
+        again.type(b"\r")
+        again.wait_for("欢迎光临 Welcome")
         [row] = rows_of(journal)
         assert row.state is RowState.REVERSED
         os.kill(again.pid, signal.SIGTERM)
