@@ -14,6 +14,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hw_mocks.wechat_sandbox import WeChatSandbox
 from pos_terminal.payments import wechat_sign
 
+# the least a configuration file must say (a shop on the sandbox)
+MINIMAL_CONFIG = """\
+merchant:
+  name: 测试商户
+  store_id: S1
+  terminal_id: T1
+wechat:
+  sandbox:
+    enabled: true
+"""
 PATIENCE_S = 5.0  # how long a test waits for something another thread or process does
 
 

@@ -18,9 +18,25 @@ def journal_with_sale(
     now: datetime | None = None,
 ) -> Journal:
     """An open journal holding the sale (PENDING, or APPROVED with a transaction id)."""
-    now = now or datetime.now().astimezone()
     journal = Journal(path)
     journal.open()
+    add_sale(
+        journal, out_trade_no, amount_fen=amount_fen, approved=approved, method=method, now=now
+    )
+    return journal
+
+
+def add_sale(
+    journal: Journal,
+    out_trade_no: str,
+    *,
+    amount_fen: int = 1000,
+    approved: bool = False,
+    method: Method = Method.WECHAT_NATIVE,
+    now: datetime | None = None,
+) -> None:
+    """One more sale in `journal` (PENDING, or APPROVED with a transaction id)."""
+    now = now or datetime.now().astimezone()
     row = journal.begin_sale(
         method=method,
         amount_fen=amount_fen,
@@ -32,4 +48,3 @@ def journal_with_sale(
     )
     if approved:
         journal.transition(row.id, RowState.APPROVED, now=now, transaction_id="4200" + "0" * 24)
-    return journal

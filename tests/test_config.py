@@ -14,18 +14,9 @@ from pos_terminal.config import load_config, parse_config
 from pos_terminal.config_reference import reference
 from pos_terminal.errors import ConfigError
 from pos_terminal.payments.numbers import TERMINAL_ID_MAX, new_number
+from tests.helpers import MINIMAL_CONFIG as MINIMAL
 
 ROOT = Path(__file__).parents[1]
-
-MINIMAL = """\
-merchant:
-  name: 测试商户
-  store_id: S1
-  terminal_id: T1
-wechat:
-  sandbox:
-    enabled: true
-"""
 
 
 def error_of(text: str) -> ConfigError:
@@ -120,7 +111,10 @@ def test_the_notification_receiver_is_off_unless_it_is_given_an_address() -> Non
     config = parse_config(MINIMAL + "notify:\n  listen: 127.0.0.1:8080\n")
     assert config.notify.address == ("127.0.0.1", 8080)
     assert config.wechat.notify_path == "/wechatpay/notify"
-    assert parse_config(MINIMAL + "notify:\n  listen: '[::1]:0'\n").notify.address == ("::1", 0)
+    assert parse_config(MINIMAL + "notify:\n  listen: '[::1]:0'\n").notify.address == (
+        "::1",
+        0,
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,18 +11,9 @@ import pytest
 from pos_terminal.config import parse_config
 from pos_terminal.config_reference import reference
 from pos_terminal.errors import ConfigError
+from tests.helpers import MINIMAL_CONFIG as MINIMAL
 
 ROOT = Path(__file__).parents[1]
-
-MINIMAL = """\
-merchant:
-  name: 测试商户
-  store_id: S1
-  terminal_id: T1
-wechat:
-  sandbox:
-    enabled: true
-"""
 
 
 def error_of(devices: str) -> ConfigError:

@@ -4,41 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from hw_mocks.customer import Wallet
 from hw_mocks.wechat_sandbox import WeChatSandbox
-from pos_terminal.journal import Journal, Method, PaymentRow, RowState
+from pos_terminal.journal import Journal, PaymentRow
 from pos_terminal.machine import Phase
 from pos_terminal.ports import Key
 from tests.flow_harness import flow_config, running
-
-NOW = datetime(2026, 12, 2, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+from tests.journal_rows import add_sale, journal_with_sale
 
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
-    journal = Journal(tmp_path / "journal.sqlite")
-    journal.open()
+    journal = journal_with_sale(tmp_path / "journal.sqlite", "PT1261202100000123456", approved=True)
     yield journal
     journal.close()
-
-
-def _sale(journal: Journal, out_trade_no: str, *, approved: bool = True) -> None:
-    row = journal.begin_sale(
-        method=Method.WECHAT_CODE,
-        amount_fen=1000,
-        out_trade_no=out_trade_no,
-        masked_code=None,
-        store_id="S1",
-        terminal_id="T1",
-        now=NOW,
-    )
-    if approved:
-        journal.transition(row.id, RowState.APPROVED, now=NOW, transaction_id="4200" + "1" * 24)
 
 
 def _found(answer: PaymentRow | str) -> str:
@@ -49,17 +32,15 @@ def _found(answer: PaymentRow | str) -> str:
 def test_a_sale_is_found_by_its_order_number_or_by_last_digits_that_end_it_alone(
     journal: Journal,
 ) -> None:
-    _sale(journal, "PT1261202100000123456")
-    _sale(journal, "PT1261202100001654321")
+    add_sale(journal, "PT1261202100001654321", approved=True)
     assert _found(journal.find_sale("PT1261202100000123456")) == "PT1261202100000123456"
     assert _found(journal.find_sale("3456")) == "PT1261202100000123456"
     assert _found(journal.find_sale("654321")) == "PT1261202100001654321"
 
 
 def test_a_query_that_cannot_name_one_sale_says_what_to_do(journal: Journal) -> None:
-    _sale(journal, "PT1261202100000123456")
-    _sale(journal, "PT1261202100001993456")
-    _sale(journal, "PT1261202100002777777", approved=False)
+    add_sale(journal, "PT1261202100001993456", approved=True)
+    add_sale(journal, "PT1261202100002777777")
     assert journal.find_sale("456") == "请至少输入4位 Type at least 4 digits of the order no."
     assert journal.find_sale("3456") == "多笔交易匹配 Several sales end in 3456: type more digits"
     assert _found(journal.find_sale("23456")) == "PT1261202100000123456"

@@ -18,19 +18,10 @@ from hypothesis import strategies as st
 
 from pos_terminal.config import load_config, parse_config
 from pos_terminal.errors import ConfigError
+from tests.helpers import MINIMAL_CONFIG
 
 ROOT = Path(__file__).parents[1]
-SHOP = """\
-merchant:
-  name: 测试商户
-  store_id: S1
-  terminal_id: T1
-wechat:
-  sandbox:
-    enabled: true
-staff:
-  supervisor_pin_sha256: {value}
-"""
+SHOP = MINIMAL_CONFIG + "staff:\n  supervisor_pin_sha256: {value}\n"
 
 
 def refusal(value: str) -> ConfigError:
