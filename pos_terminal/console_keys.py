@@ -37,7 +37,10 @@ class KeyDecoder:
 
     def timeout(self) -> list[str]:
         rest, self._rest = self._rest, ""
-        return [rest] if rest else []
+        if not rest:
+            return []
+        held = self._utf8.decode(b"", final=True)  # bytes of a character cut short after it
+        return [rest + held]  # a lone Esc; with anything after it, a key to ignore
 
 
 def split_keys(text: str) -> tuple[list[str], str]:

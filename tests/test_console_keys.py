@@ -96,3 +96,8 @@ def test_alt_esc_and_an_unfinished_sequence_before_a_pause_are_ignored_not_esc()
 
 def test_a_sequence_cut_short_by_another_key_is_dropped_whole_not_typed() -> None:
     assert decode([f"{ESC}[12{ESC}[A5".encode()]) == [f"{ESC}[12", f"{ESC}[A", "5"]
+
+
+def test_an_esc_followed_by_a_character_cut_short_is_not_a_lone_esc() -> None:
+    assert decode([b"\x1b\xc2"]) == ["\x1b\ufffd"]
+    assert decode([b"\x1b", b"\xc2\xa5"]) == ["\x1b¥"]  # Alt-¥, the character completed
