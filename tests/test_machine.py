@@ -565,8 +565,9 @@ def test_device_news_only_sets_that_devices_notice_in_every_phase(phase: Phase) 
 def test_recovery_with_payments_left_for_a_supervisor_says_so_while_idle() -> None:
     state, effects = m.step(m.initial_state(), m.RecoveryDone(attention=1))
     assert state.phase is P.IDLE and "1 笔交易需主管处理" in state.notice
-    [show] = effects
-    assert isinstance(show, m.Show) and show.screen.lines == (state.notice,)
+    [show] = effects  # the staff's news, not the customer's
+    assert isinstance(show, m.Show) and show.screen == Screen("欢迎光临 Welcome")
+    assert show.cashier == Screen("欢迎光临 Welcome", lines=(state.notice,))
 
 
 def test_recovery_counts_the_rows_it_resolves_on_screen() -> None:
@@ -604,14 +605,9 @@ def test_the_summary_lists_each_resolved_row_and_enter_starts_sales() -> None:
     assert m.step(state, press(Key.CANCEL)) == (state, [])  # only Enter acknowledges
     idle, effects = m.step(state, press(Key.ENTER))
     assert idle.phase is P.IDLE
-    assert effects == [
-        m.Show(
-            Screen(
-                "欢迎光临 Welcome",
-                lines=("1 笔交易需主管处理 payment(s) need a supervisor: see the journal",),
-            )
-        )
-    ]
+    staff = ("1 笔交易需主管处理 payment(s) need a supervisor: see the journal",)
+    welcome = Screen("欢迎光临 Welcome")
+    assert effects == [m.Show(welcome, cashier=replace(welcome, lines=staff))]
 
 
 def test_no_slip_prints_when_recovery_moved_no_money() -> None:

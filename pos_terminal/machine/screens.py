@@ -72,6 +72,8 @@ def render(state: State) -> Show:
     match state.mode:
         case Booting() as booting:
             return Show(_booting(booting))
+        case Sale(phase=Phase.IDLE, notice=notice) if notice:  # for staff: not the customer's
+            return Show(idle_screen(), cashier=idle_screen(notice))
         case Sale() as sale:
             return Show(_sale(state, sale))
         case Tender() as tender:
