@@ -263,8 +263,3 @@ def _native_qr(payload: str, module: int) -> Image.Image:
     code.make(fit=True)
     image: Image.Image = code.make_image().get_image()
     return image.convert("L")
-
-
-def write_png(decoded: DecodedReceipt, path: Path, dots_per_line: int = 384) -> None:
-    """One-off convenience: paint `decoded` and save it as `path`."""
-    ReceiptPainter(dots_per_line).save(decoded, path)
